@@ -1,0 +1,351 @@
+"""The task contract: splits, datasets, the loss formula, parameters and the task registry.
+
+A task is a named, parameterised data source. ``tasks.get("adding", seq_len=50)`` returns a
+frozen :class:`Task`; ``task.generate(rng)`` returns a :class:`Dataset` of a train and a test
+:class:`Split` (inputs ``X[B, T, I]``, targets ``Y[B, T, O]``, step weights ``M[B, T]``), the
+train loss of the task's trivial predictor and the task's success target.
+
+The loss of a model output ``Z[B, T, O]`` on a split (docs/architecture.md) is
+
+    L = sum_{b,t} M[b,t] sum_o l(Z[b,t,o], Y[b,t,o]) / (O sum_{b,t} M[b,t]),
+
+with ``l(z, y) = (z - y)^2`` ("mse") or ``l(z, y) = log(1 + e^z) - y z`` ("bce", binary
+cross-entropy on logits). :func:`loss_value` is the numpy reference implementation of it.
+
+A task module defines a frozen, keyword-only dataclass whose fields are its parameters (each
+declared with :func:`param`, which records the allowed range), and registers it with
+:func:`register`. Parameter values are checked when the task is built, so a bad value fails in
+:func:`get` with a message that names the allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+LOSS_KINDS: tuple[str, ...] = ("mse", "bce")
+
+
+# --------------------------------------------------------------------------- data containers
+
+
+def _frozen_array(a: Any, name: str, ndim: int) -> np.ndarray:
+    """Return ``a`` as a read-only float64 array with ``ndim`` dimensions and finite entries."""
+    arr = np.array(a, dtype=np.float64)  # a copy: the split owns its data
+    if arr.ndim != ndim:
+        raise ValueError(f"Split.{name} must have {ndim} dimensions, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"Split.{name} must be finite")
+    arr.flags.writeable = False
+    return arr
+
+
+@dataclass(frozen=True, eq=False)
+class Split:
+    """One split of a dataset: inputs, targets and which steps count in the loss.
+
+    ``X[B, T, I]`` inputs, ``Y[B, T, O]`` targets (0/1 for the "bce" loss), ``M[B, T]`` 0/1
+    step weights. The arrays are stored as read-only float64 copies.
+    """
+
+    X: np.ndarray
+    Y: np.ndarray
+    M: np.ndarray
+
+    def __post_init__(self) -> None:
+        X = _frozen_array(self.X, "X", 3)
+        Y = _frozen_array(self.Y, "Y", 3)
+        M = _frozen_array(self.M, "M", 2)
+        if X.shape[:2] != Y.shape[:2] or X.shape[:2] != M.shape:
+            raise ValueError(
+                f"Split shapes disagree: X {X.shape}, Y {Y.shape}, M {M.shape}; "
+                "expected X[B, T, I], Y[B, T, O], M[B, T]"
+            )
+        if X.shape[0] < 1 or X.shape[1] < 1 or X.shape[2] < 1 or Y.shape[2] < 1:
+            raise ValueError(f"Split must be non-empty, got X {X.shape}, Y {Y.shape}")
+        if np.any(M < 0) or not M.sum() > 0:
+            raise ValueError("Split.M must be non-negative with at least one positive weight")
+        object.__setattr__(self, "X", X)
+        object.__setattr__(self, "Y", Y)
+        object.__setattr__(self, "M", M)
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """A generated dataset: train and test splits, the trivial baseline and the target.
+
+    ``baseline_loss`` is the train loss of the task's trivial predictor and ``target_loss``
+    the train loss that counts as success; each task's docstring says how both are set.
+    """
+
+    train: Split
+    test: Split
+    baseline_loss: float
+    target_loss: float
+
+    def __post_init__(self) -> None:
+        for name in ("train", "test"):
+            if not isinstance(getattr(self, name), Split):
+                raise ValueError(f"Dataset.{name} must be a Split")
+        if self.train.X.shape[2] != self.test.X.shape[2]:
+            raise ValueError("train and test splits have different numbers of inputs")
+        if self.train.Y.shape[2] != self.test.Y.shape[2]:
+            raise ValueError("train and test splits have different numbers of outputs")
+        for name in ("baseline_loss", "target_loss"):
+            value = getattr(self, name)
+            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"Dataset.{name} must be a finite number >= 0, got {value!r}")
+            object.__setattr__(self, name, float(value))
+
+
+# --------------------------------------------------------------------------------- the loss
+
+
+def check_loss_kind(kind: str) -> str:
+    """Return ``kind`` if it is a known loss kind, else raise a ValueError naming them."""
+    if kind not in LOSS_KINDS:
+        raise ValueError(f"unknown loss kind {kind!r}; allowed: {', '.join(LOSS_KINDS)}")
+    return kind
+
+
+def loss_value(Z: np.ndarray, split: Split, kind: str) -> float:
+    """The loss of one model output ``Z[B, T, O]`` on ``split`` (numpy reference).
+
+    ``L = sum_{b,t} M[b,t] sum_o l(Z[b,t,o], Y[b,t,o]) / (O sum_{b,t} M[b,t])`` with
+    ``l = (z - y)^2`` for "mse" and ``l = log(1 + exp(z)) - y z`` for "bce" (computed as
+    ``logaddexp(0, z) - y z``, exact for large ``|z|``). ``Z`` may also be ``[O]`` or
+    ``[1, 1, O]``-shaped (it is broadcast), e.g. a constant predictor.
+    """
+    check_loss_kind(kind)
+    Z = np.asarray(Z, dtype=np.float64)
+    try:
+        Z = np.broadcast_to(Z, split.Y.shape)
+    except ValueError:
+        raise ValueError(
+            f"Z of shape {Z.shape} does not match the split's targets Y{list(split.Y.shape)}"
+        ) from None
+    if kind == "mse":
+        per = (Z - split.Y) ** 2
+    else:
+        per = np.logaddexp(0.0, Z) - split.Y * Z
+    weighted = np.einsum("bt,bto->", split.M, per)
+    return float(weighted / (split.Y.shape[2] * split.M.sum()))
+
+
+def masked_mean(split: Split) -> np.ndarray:
+    """The mask-weighted mean target ``Y_bar[O]``: the best constant predictor for "mse"."""
+    return np.einsum("bt,bto->o", split.M, split.Y) / split.M.sum()
+
+
+def window_fit_mse(split: Split, window: int, ridge: float = 0.0) -> float:
+    """Train MSE of an affine least-squares fit of ``Y[b,t]`` on the last ``window`` inputs.
+
+    Features at a scored step ``(b, t)`` are ``1, X[b,t], X[b,t-1], ..., X[b,t-window+1]``
+    (zeros before ``t = 0``); the fit minimises the mask-weighted squared error plus
+    ``ridge * ||coefficients||^2`` (the intercept is not penalised). It is the linear
+    time-delay reference that some tasks set their target from (the returned value is the loss
+    of the fitted predictor on the same split, computed by :func:`loss_value`).
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    B, T, n_in = split.X.shape
+    padded = np.concatenate([np.zeros((B, window - 1, n_in)), split.X], axis=1)
+    lags = np.stack([padded[:, window - 1 - k : window - 1 - k + T] for k in range(window)], 2)
+    feats = np.concatenate([np.ones((B, T, 1)), lags.reshape(B, T, window * n_in)], axis=2)
+    keep = split.M > 0
+    A = feats[keep]
+    y = split.Y[keep]
+    w = np.sqrt(split.M[keep])[:, None]
+    reg = np.sqrt(ridge) * np.eye(A.shape[1])[1:]
+    lhs = np.concatenate([A * w, reg])
+    rhs = np.concatenate([y * w, np.zeros((reg.shape[0], y.shape[1]))])
+    coef = np.linalg.lstsq(lhs, rhs, rcond=None)[0]
+    return loss_value(feats @ coef, split, "mse")
+
+
+# ---------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """Allowed values of one task parameter: a type and an inclusive range or a choice list."""
+
+    kind: type  # int, float or str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] | None = None
+    doc: str = ""
+
+    def describe(self) -> str:
+        """Human-readable allowed range, e.g. ``an integer >= 2``."""
+        if self.kind is str:
+            return "one of " + ", ".join(repr(c) for c in self.choices or ())
+        noun = "an integer" if self.kind is int else "a finite number"
+        if self.low is not None and self.high is not None:
+            return f"{noun} in [{self.low}, {self.high}]"
+        if self.low is not None:
+            return f"{noun} >= {self.low}"
+        if self.high is not None:
+            return f"{noun} <= {self.high}"
+        return noun
+
+    def coerce(self, value: Any) -> Any:
+        """Return ``value`` as a plain Python value of the allowed kind, or None if not allowed."""
+        if self.kind is str:
+            return value if isinstance(value, str) and value in (self.choices or ()) else None
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            return None
+        if self.kind is int:
+            if isinstance(value, numbers.Integral):
+                value = int(value)
+            elif float(value).is_integer():
+                value = int(value)
+            else:
+                return None
+        else:
+            value = float(value)
+            if not math.isfinite(value):
+                return None
+        if (self.low is not None and value < self.low) or (
+            self.high is not None and value > self.high
+        ):
+            return None
+        return value
+
+
+def param(
+    default: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    choices: Sequence[str] | None = None,
+    doc: str = "",
+) -> Any:
+    """Declare a task parameter (a dataclass field) with its default and allowed values.
+
+    The parameter's type is the default's type (int, float or str); ``low``/``high`` bound a
+    number inclusively; ``choices`` lists the allowed strings.
+    """
+    kind = type(default)
+    if kind not in (int, float, str):
+        raise TypeError(f"task parameters must be int, float or str, got {kind.__name__}")
+    spec = ParamSpec(kind, low, high, tuple(choices) if choices is not None else None, doc)
+    if spec.coerce(default) is None:
+        raise ValueError(f"default {default!r} is not {spec.describe()}")
+    return field(default=default, metadata={"param": spec})
+
+
+# --------------------------------------------------------------------------------- the task
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    """Base class of every task: a frozen dataclass whose fields are the task's parameters.
+
+    Subclasses set the class attributes ``n_in``, ``n_out``, ``loss`` and (optionally)
+    ``model``, declare their parameters with :func:`param`, and implement :meth:`generate`.
+    ``name`` is set by :func:`register`. Cross-parameter constraints go in :meth:`_check`.
+    """
+
+    name: ClassVar[str] = ""
+    n_in: ClassVar[int]
+    n_out: ClassVar[int]
+    loss: ClassVar[str]
+    model: ClassVar[str | None] = None
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            spec: ParamSpec = f.metadata["param"]
+            value = getattr(self, f.name)
+            coerced = spec.coerce(value)
+            if coerced is None:
+                raise ValueError(
+                    f"task {self.name!r}: parameter {f.name} must be {spec.describe()}, "
+                    f"got {value!r}"
+                )
+            object.__setattr__(self, f.name, coerced)
+        self._check()
+
+    def _check(self) -> None:
+        """Check constraints between parameters; raise ValueError naming what is allowed."""
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The resolved parameters (defaults filled in) as a JSON-serialisable dict."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    def spec(self) -> dict[str, Any]:
+        """``{"task": name, **params}``: enough to rebuild the task with :func:`get`."""
+        return {"task": self.name, **self.params}
+
+    def generate(self, rng: np.random.Generator) -> Dataset:
+        """Draw a dataset; deterministic given the state of ``rng``, the only randomness used."""
+        raise NotImplementedError
+
+
+def check_rng(rng: Any) -> np.random.Generator:
+    """Return ``rng`` if it is a ``numpy.random.Generator``, else raise a TypeError."""
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(
+            f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(seed)), "
+            f"got {type(rng).__name__}"
+        )
+    return rng
+
+
+# ------------------------------------------------------------------------------ registry
+
+_REGISTRY: dict[str, type[Task]] = {}
+TaskType = TypeVar("TaskType", bound=type[Task])
+
+
+def register(name: str) -> Callable[[TaskType], TaskType]:
+    """Class decorator registering a Task subclass under ``name`` (refuses duplicates)."""
+
+    def decorate(cls: TaskType) -> TaskType:
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise TypeError(f"register({name!r}) must decorate a Task subclass")
+        if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:
+            raise TypeError(f"task {name!r} must be a frozen dataclass")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"a task named {name!r} is already registered")
+        check_loss_kind(cls.loss)
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return decorate
+
+
+def names() -> list[str]:
+    """The sorted names of the registered tasks."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str, **params: Any) -> Task:
+    """Build the registered task ``name`` with ``params`` (defaults for the rest).
+
+    Raises ValueError naming the allowed task names for an unknown name, the allowed
+    parameters for an unknown keyword, and the allowed range for a bad value.
+    """
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown task {name!r}; allowed task names: {', '.join(names())}")
+    cls = _REGISTRY[name]
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(params) - set(allowed))
+    if unknown:
+        described = "; ".join(
+            f"{f.name} ({f.metadata['param'].describe()}, default {f.default!r})"
+            for f in dataclasses.fields(cls)
+        )
+        raise ValueError(
+            f"unknown parameter(s) {', '.join(unknown)} for task {name!r}; "
+            f"allowed parameters: {described or 'none'}"
+        )
+    return cls(**params)
