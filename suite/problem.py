@@ -348,7 +348,9 @@ class Problem:
             return train
         idx = np.asarray(batch)
         if idx.ndim != 1 or idx.size == 0 or idx.min() < 0 or idx.max() >= self.n_train:
-            raise ValueError(f"batch must be a non-empty 1-D array of indices in 0..{self.n_train - 1}")
+            raise ValueError(
+                f"batch must be a non-empty 1-D array of indices in 0..{self.n_train - 1}"
+            )
         key = idx.tobytes()
         split = self._split_cache.get(key)
         if split is None:

@@ -249,8 +249,12 @@ class Task:
     """Base class of every task: a frozen dataclass whose fields are the task's parameters.
 
     Subclasses set the class attributes ``n_in``, ``n_out``, ``loss`` and (optionally)
-    ``model``, declare their parameters with :func:`param`, and implement :meth:`generate`.
-    ``name`` is set by :func:`register`. Cross-parameter constraints go in :meth:`_check`.
+    ``model`` and ``fixed_data``, declare their parameters with :func:`param`, and implement
+    :meth:`generate` (usually through :meth:`_dataset`). ``name`` is set by :func:`register`.
+    Cross-parameter constraints go in :meth:`_check`.
+
+    ``fixed_data`` declares that the data do not depend on the generator (a real series, a
+    fixed problem): ``generate`` then returns the same arrays for every seed.
     """
 
     name: ClassVar[str] = ""
@@ -258,6 +262,7 @@ class Task:
     n_out: ClassVar[int]
     loss: ClassVar[str]
     model: ClassVar[str | None] = None
+    fixed_data: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -287,6 +292,21 @@ class Task:
     def generate(self, rng: np.random.Generator) -> Dataset:
         """Draw a dataset; deterministic given the state of ``rng``, the only randomness used."""
         raise NotImplementedError
+
+    def trivial_prediction(self, train: Split) -> np.ndarray:
+        """The trivial predictor's constant output ``Z[O]``; its train loss is the baseline.
+
+        Default: the mask-weighted mean target (the best constant) for "mse", logit 0
+        (probability 1/2, loss ``log 2``) for "bce". Tasks may override it.
+        """
+        if self.loss == "bce":
+            return np.zeros(train.Y.shape[2])
+        return masked_mean(train)
+
+    def _dataset(self, train: Split, test: Split, target_loss: float) -> Dataset:
+        """Assemble the dataset, with ``baseline_loss`` the train loss of the trivial predictor."""
+        baseline = loss_value(self.trivial_prediction(train), train, self.loss)
+        return Dataset(train, test, baseline_loss=baseline, target_loss=target_loss)
 
 
 def check_rng(rng: Any) -> np.random.Generator:

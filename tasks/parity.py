@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.base import Dataset, Split, Task, check_rng, loss_value, param, register
+from tasks.base import Dataset, Split, Task, check_rng, param, register
 
 TARGET_FRACTION = 0.05
 
@@ -63,5 +63,4 @@ class Parity(Task):
         check_rng(rng)
         train = self._split(rng, self.n_train)
         test = self._split(rng, self.n_test)
-        baseline = loss_value(np.zeros(1), train, "bce")  # logit 0: log 2
-        return Dataset(train, test, baseline_loss=baseline, target_loss=TARGET_FRACTION * math.log(2))
+        return self._dataset(train, test, TARGET_FRACTION * math.log(2))

@@ -1,0 +1,211 @@
+"""Speed of the runner and the store.
+
+Run ``python bench/bench_runner.py [--quick] [--skip-parallel]``. Figures printed:
+
+1. parallel speed-up: wall time of a CPU-bound compare experiment (adam and CMA-ES on the adding
+   problem, T = 20, H = 8) with ``jobs=1`` (in-process) over ``jobs=2`` (two worker processes,
+   pool start-up included). Target on 2 free cores: >= 1.7x. The figure is only meaningful on an
+   otherwise idle machine; the load average is printed next to it.
+2. runner overhead per trial: 200 trivial trials run in-process (budget 200 fe); (total run time -
+   sum of the trials' own wall times) / 200, and the trials' own wall time minus the time spent
+   inside the model, per trial (building the problem, the record, provenance).
+3. store write throughput: 2e4 synthetic trial records (trace of 60 checkpoints, 100 parameters,
+   like a real record) written one by one; records/s in the first and in the last 10 % (no
+   slowdown: the ratio should be close to 1).
+4. store load: ``load_results(...)`` then ``.trials`` and ``.trace`` of the 2e4 records, cold
+   (a fresh Results object); and once more after one record file was removed from the index
+   (the reconcile path).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from suite.experiment import experiment_from_dict  # noqa: E402
+from suite.runner import run_experiment  # noqa: E402
+from suite.store import INDEX, Store, load_results  # noqa: E402
+
+
+def load_note() -> str:
+    try:
+        return f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+    except OSError:
+        return f"{os.cpu_count()} CPUs"
+
+
+def compare_dict(name: str, seeds: int, fe: float, problem: dict, optimizers: list) -> dict:
+    return {
+        "name": name,
+        "seed": 0,
+        "seeds": seeds,
+        "budget": {"fe": fe},
+        "problems": [problem],
+        "optimizers": optimizers,
+    }
+
+
+def bench_parallel(root: Path, quick: bool) -> None:
+    seeds = 4 if quick else 8
+    fe = 1e6 if quick else 3e6
+    raw = compare_dict(
+        "speedup",
+        seeds,
+        fe,
+        {"task": "adding", "seq_len": 20, "hidden": 8},
+        [{"name": "adam"}, {"name": "cmaes"}],
+    )
+    exp = experiment_from_dict(raw)
+    times = {}
+    for jobs in (1, 2):
+        out = root / f"par{jobs}"
+        t0 = time.perf_counter()
+        summary = run_experiment(exp, out=out, jobs=jobs, progress=False)
+        times[jobs] = time.perf_counter() - t0
+        assert summary.completed == len(exp), summary
+    print(
+        f"1. speed-up jobs=2 over jobs=1: {times[1] / times[2]:.2f}x "
+        f"({len(exp)} trials: {times[1]:.1f} s in-process, {times[2]:.1f} s on 2 processes "
+        f"incl. pool start-up; {load_note()})"
+    )
+
+
+def bench_overhead(root: Path) -> None:
+    n = 200
+    raw = compare_dict(
+        "overhead",
+        n // 2,
+        200.0,
+        {"task": "adding", "seq_len": 5, "hidden": 3, "n_train": 8, "n_test": 8},
+        [{"name": "random-search"}, {"name": "sgd"}],
+    )
+    exp = experiment_from_dict(raw)
+    warm = experiment_from_dict({**raw, "name": "warm", "seeds": 1})
+    run_experiment(warm, out=root, jobs=1, progress=False)  # imports, caches
+    t0 = time.perf_counter()
+    summary = run_experiment(exp, out=root, jobs=1, progress=False)
+    total = time.perf_counter() - t0
+    assert summary.completed == n, summary
+    recs = Store(root / "overhead").records("trial")
+    wall = sum(r["time"]["wall"] for r in recs)
+    inside = sum(r["time"]["inside_wall"] for r in recs)
+    print(
+        f"2. runner overhead: {1e3 * (total - wall) / n:.2f} ms per trial outside the trial "
+        f"(store write, scheduling, progress); {1e3 * (wall - inside) / n:.2f} ms per trial "
+        f"inside run_trial but outside the model (problem set-up, record); trials' own model "
+        f"time {1e3 * inside / n:.2f} ms each"
+    )
+
+
+def synthetic(i: int, rng_state: list[float]) -> dict:
+    n_cp = 60
+    fe = [10.0 * 10 ** (j / 10) for j in range(n_cp)]
+    loss = [1.0 / (1 + j + (i % 7)) for j in range(n_cp)]
+    return {
+        "key": f"{i:016x}",
+        "kind": "trial",
+        "experiment": "synth",
+        "spec": {
+            "task": {"task": "adding", "seq_len": 20, "n_train": 128, "n_test": 256},
+            "model": {"model": "elman", "hidden": 8, "spectral_radius": 0.9, "dtype": "float64"},
+            "optimizer": {"name": ["adam", "sgd", "cmaes"][i % 3], "params": {"lr": 0.01}},
+            "budget": {"fe": 1e6, "seconds": None},
+            "checkpoints_per_decade": 10,
+            "seed": i // 3,
+            "experiment_seed": 0,
+        },
+        "labels": {"problem": "adding / elman", "optimizer": ["adam", "sgd", "cmaes"][i % 3]},
+        "status": "budget",
+        "error": None,
+        "time_budgeted": False,
+        "final_train_loss": loss[-1],
+        "final_test_loss": loss[-1] * 1.1,
+        "target_loss": 0.02,
+        "baseline_loss": 0.16,
+        "counters": {
+            "fe": fe[-1],
+            "fwd_steps": 10,
+            "bwd_steps": 10,
+            "loss_calls": 1,
+            "grad_calls": 1,
+            "evaluations": 2,
+            "nonfinite": 0,
+        },
+        "time": {"wall": 1.0, "cpu": 1.0, "inside_wall": 0.9, "inside_cpu": 0.9},
+        "peak_mem_mb": 150.0,
+        "trace": {
+            "fe": fe,
+            "seconds": [f / 1e6 for f in fe],
+            "evaluations": list(range(1, n_cp + 1)),
+            "train_loss": loss,
+            "test_loss": [x * 1.1 for x in loss],
+        },
+        "theta": [v + i for v in rng_state],
+        "provenance": {"rnnbench": "bench", "numpy": "x", "python": "3.11"},
+    }
+
+
+def bench_store(root: Path, n: int) -> None:
+    theta = [math.sin(j) for j in range(100)]
+    records = [synthetic(i, theta) for i in range(n)]
+    tenth = n // 10
+    directory = root / "store"
+    with Store(directory) as store:
+        t0 = time.perf_counter()
+        for r in records[:tenth]:
+            store.write(r)
+        t1 = time.perf_counter()
+        for r in records[tenth:-tenth]:
+            store.write(r)
+        t2 = time.perf_counter()
+        for r in records[-tenth:]:
+            store.write(r)
+        t3 = time.perf_counter()
+    first, last = tenth / (t1 - t0), tenth / (t3 - t2)
+    size_mb = (directory / INDEX).stat().st_size / 1e6
+    print(
+        f"3. store write: {n / (t3 - t0):.0f} records/s overall ({t3 - t0:.1f} s for {n}); "
+        f"first 10 %: {first:.0f}/s, last 10 %: {last:.0f}/s (ratio {last / first:.2f}); "
+        f"index {size_mb:.0f} MB"
+    )
+    t0 = time.perf_counter()
+    res = load_results(directory)
+    trials, trace = res.trials, res.trace
+    t1 = time.perf_counter()
+    assert len(trials) == n and len(trace) == 60 * n
+    # reconcile path: drop the index, then one run-time sync rebuilds it from the files
+    (directory / INDEX).unlink()
+    t2 = time.perf_counter()
+    Store(directory).sync()
+    t3 = time.perf_counter()
+    print(
+        f"4. store load: {t1 - t0:.2f} s for {n} records into .trials ({len(trials)} rows) and "
+        f".trace ({len(trace)} rows); rebuilding a lost index from {n} files: {t3 - t2:.2f} s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--skip-parallel", action="store_true", help="skip the speed-up figure")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-runner-"))
+    try:
+        if not args.skip_parallel:
+            bench_parallel(root, args.quick)
+        bench_overhead(root)
+        bench_store(root, 2000 if args.quick else 20000)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""CMA-ES through pycma's ask/tell interface: ``cmaes``, ``sep-cmaes`` and ``ipop-cmaes``.
+
+Each generation asks pycma for ``lambda`` candidates, evaluates the whole population in ONE
+batched ``problem.loss(X[lambda, P])`` call and tells pycma the losses. Non-finite losses
+(returned by the Problem as ``+inf``) are told as the large finite value
+``NONFINITE_LOSS = 1e100``: pycma only uses the ranking, and a finite stand-in keeps its
+termination tests and warnings quiet (pycma warns on every generation with ``inf`` values).
+
+Every pycma default that matters is set explicitly (STYLE habit 5): the sampler draws from the
+optimizer's ``numpy.random.Generator`` through pycma's ``randn`` option, and ``seed`` is NaN so
+that pycma never seeds or reads the global ``numpy.random`` state (its ``seed`` option would
+call ``np.random.seed``, and ``seed=0`` means "use the clock"); ``verbose=-9``,
+``verb_log=0``, ``verb_disp=0`` and ``verb_plot=0`` so it prints nothing and writes no files
+(and ``signals_filename=""`` so it reads none: by default it polls ``cma_signals.in``);
+``maxfevals`` and ``maxiter`` are infinite because the budget is the Problem's; ``popsize``,
+``CMA_diagonal``, ``tolfun``, ``tolx`` and ``bounds`` (from ``problem.bounds``) come from
+the hyper-parameters.
+
+* ``cmaes``: Hansen & Ostermeier (2001), "Completely derandomized self-adaptation in evolution
+  strategies"; Hansen (2016), "The CMA evolution strategy: a tutorial", arXiv:1604.00772.
+* ``sep-cmaes``: diagonal covariance, Ros & Hansen (2008), "A simple modification in CMA-ES
+  achieving linear time and space complexity", PPSN X.
+* ``ipop-cmaes``: restarts with the population doubled whenever pycma's ``stop()`` fires,
+  Auger & Hansen (2005), "A restart CMA evolution strategy with increasing population size",
+  CEC. Each restart starts again from ``x0`` with ``sigma0`` (pycma's behaviour for a fixed
+  ``x0``).
+
+The point returned is the best evaluated one (pycma's ``xbest``), not the distribution mean
+(``xfavorite``), so that nothing unevaluated is reported.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import cma
+import numpy as np
+
+from suite.optimizers.base import Optimizer, at_least, greater_than, set_stop_reason
+from suite.optimizers.registry import register_optimizer, register_variant
+
+NONFINITE_LOSS = 1e100
+"""What pycma is told for a non-finite loss (rank-preserving for any real loss below it)."""
+
+
+def default_popsize(dim: int) -> int:
+    """pycma's default population size ``4 + floor(3 ln n)``."""
+    return 4 + int(3 * math.log(dim))
+
+
+@register_optimizer("cmaes", family="cmaes")
+@dataclass(frozen=True)
+class CMAES(Optimizer):
+    """CMA-ES (Hansen & Ostermeier 2001) via pycma ask/tell, one batched call per generation."""
+
+    sigma0: float = 0.5
+    popsize: int | None = None
+    diagonal: bool = False
+    max_restarts: int = 0
+    incpopsize: float = 2.0
+    tolfun: float = 1e-11
+    tolx: float = 1e-11
+
+    tags: ClassVar[frozenset[str]] = frozenset({"population", "stochastic"})
+    constraints: ClassVar[dict] = {
+        "sigma0": greater_than(0),
+        "popsize": at_least(2),
+        "max_restarts": at_least(0),
+        "incpopsize": at_least(1),
+        "tolfun": at_least(0),
+        "tolx": at_least(0),
+    }
+
+    def options(self, problem: Any, popsize: int, rng: np.random.Generator) -> dict[str, Any]:
+        """The pycma options of one run, every relevant default set explicitly."""
+        bounds = problem.bounds
+        return {
+            "popsize": popsize,
+            "CMA_diagonal": bool(self.diagonal),
+            "bounds": [None, None] if bounds is None else [list(bounds[0]), list(bounds[1])],
+            "tolfun": self.tolfun,
+            "tolx": self.tolx,
+            "maxfevals": math.inf,
+            "maxiter": math.inf,
+            "randn": lambda *shape: rng.standard_normal(shape),
+            "seed": math.nan,
+            "verbose": -9,
+            "verb_log": 0,
+            "verb_disp": 0,
+            "verb_plot": 0,
+            "verb_time": False,
+            "signals_filename": "",
+        }
+
+    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Run CMA-ES (and its IPOP restarts) until pycma stops or the budget is spent."""
+        x0 = np.array(x0, dtype=np.float64, copy=True)
+        base = self.popsize or default_popsize(problem.dim)
+        best_x, best_f = x0, math.inf
+        reasons = []
+        for restart in range(self.max_restarts + 1):
+            popsize = int(round(base * self.incpopsize**restart))
+            es = cma.CMAEvolutionStrategy(x0, self.sigma0, self.options(problem, popsize, rng))
+            while not es.stop():
+                X = es.ask()
+                losses = np.asarray(problem.loss(np.asarray(X)), dtype=np.float64)
+                told = np.where(np.isfinite(losses), losses, NONFINITE_LOSS)
+                es.tell(X, told.tolist())
+                i = int(np.argmin(losses))
+                if losses[i] < best_f:
+                    best_x, best_f = np.array(X[i], dtype=np.float64), float(losses[i])
+            stop = ", ".join(f"{k}={v}" for k, v in es.stop().items())
+            reasons.append(f"run {restart} (popsize {popsize}): {stop}")
+        set_stop_reason(problem, "pycma stop: " + "; ".join(reasons))
+        return best_x
+
+
+SepCmaes = register_variant(
+    "sep-cmaes",
+    CMAES,
+    diagonal=True,
+    doc="Separable CMA-ES (Ros & Hansen 2008): CMA-ES with a diagonal covariance matrix.",
+)
+
+IpopCmaes = register_variant(
+    "ipop-cmaes",
+    CMAES,
+    max_restarts=9,
+    doc="IPOP-CMA-ES (Auger & Hansen 2005): restarts with the population doubled each time.",
+)

@@ -1,0 +1,430 @@
+"""The runner: an experiment's pending work units -> records in the store, on an executor.
+
+Executors:
+
+* in-process (``jobs=1``): units run one after the other in this process (for debugging);
+* local processes (the default, ``jobs`` = ``os.cpu_count()``): a
+  ``concurrent.futures.ProcessPoolExecutor`` with the ``forkserver`` start method (``spawn``
+  where there is none) and one BLAS/OpenMP thread per worker (the ``*_NUM_THREADS`` variables are
+  set before the server and workers start, so that two workers on two cores do not fight over
+  four BLAS threads);
+* Dask (``dask="local"`` for a ``distributed.LocalCluster`` of ``jobs`` single-threaded worker
+  processes, or a scheduler address): ``client.submit`` per unit, results as completed.
+
+Protocol. Only this (client) process writes the store: each record is written as soon as its
+unit returns, so an interruption loses only the units in flight. Units whose keys are all stored
+are skipped, which makes a rerun resume. Plugin modules (``plugins``) are imported in every
+worker before it runs a unit, so plugin optimizers resolve there too. At most ``2 * workers``
+units are in flight; a unit is submitted when a slot frees.
+
+Failures. A unit's own failures become records (status ``error`` / ``diverged``, see
+:func:`suite.trial.run_trial`). A unit that raises out of ``run()`` is reported and left pending.
+A worker process that dies (``BrokenProcessPool``: killed, out of memory, a crash in C) costs the
+units that were in flight; they are retried, each alone, in a fresh pool; a unit whose worker
+dies again is reported lost and left pending. On Dask the scheduler's own retry does the same
+(``allowed-failures = 1`` on a local cluster). Ctrl-C cancels what is pending, stops the
+workers, keeps every finished record and returns a summary with ``interrupted=True``.
+
+Determinism. A record depends only on its unit (times, peak memory and provenance aside), so
+every executor gives the same records when the budget is in fe only. A record whose budget has
+``seconds`` carries ``"time_budgeted": true``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import multiprocessing
+import os
+import sys
+import time
+import traceback
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from suite.experiment import Experiment, load_experiment
+from suite.store import Store
+from suite.trial import THREAD_VARS, Unit, ensure_plugins, run_unit, worker_init
+
+
+@dataclass
+class RunSummary:
+    """What a run did. ``pending`` units remain to be run (rerun to resume)."""
+
+    experiment: str
+    directory: Path
+    total: int
+    skipped: int = 0
+    completed: int = 0
+    statuses: Counter = field(default_factory=Counter)
+    failed: list[str] = field(default_factory=list)  # units that raised (left pending)
+    lost: list[str] = field(default_factory=list)  # units whose worker died twice
+    retried: int = 0
+    corrupt: int = 0
+    interrupted: bool = False
+    seconds: float = 0.0
+    executor: str = ""
+
+    @property
+    def pending(self) -> int:
+        """Units neither stored before nor completed by this run."""
+        return self.total - self.skipped - self.completed
+
+    def __str__(self) -> str:
+        status = ", ".join(f"{k} {v}" for k, v in sorted(self.statuses.items())) or "none"
+        text = (
+            f"{self.experiment}: {self.completed} run ({status}), {self.skipped} already stored, "
+            f"{self.pending} pending of {self.total} units in {self.seconds:.1f} s "
+            f"[{self.executor}] -> {self.directory}"
+        )
+        if self.failed:
+            text += f"; {len(self.failed)} raised"
+        if self.lost:
+            text += f"; {len(self.lost)} lost with their worker"
+        if self.interrupted:
+            text += "; interrupted"
+        return text
+
+
+@contextlib.contextmanager
+def _thread_env() -> Iterator[None]:
+    """Set the thread variables to 1 while worker processes are spawned (they inherit them)."""
+    saved = {var: os.environ.get(var) for var in THREAD_VARS}
+    for var in THREAD_VARS:
+        os.environ[var] = "1"
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+# -------------------------------------------------------------------------- backends
+class _Backend:
+    """A pool of ``slots`` workers: submit(unit) -> future; wait(futures) -> done futures."""
+
+    name = ""
+    slots = 1
+
+    def submit(self, unit: Unit) -> Any:
+        raise NotImplementedError
+
+    def wait(self, futures: set, timeout: float) -> set:
+        raise NotImplementedError
+
+    def result(self, future: Any) -> list[dict]:
+        return future.result()
+
+    def broken(self, exc: BaseException) -> bool:
+        return False
+
+    def renew(self) -> None:
+        """Replace a broken pool by a fresh one."""
+
+    def close(self, cancel: bool) -> None:
+        """Shut down; with ``cancel``, drop pending work and stop running work now."""
+
+
+PRELOAD = ("suite.trial", "suite.problem", "suite.optimizers")
+"""Modules the fork server imports once, so that a (re)started worker is ready in milliseconds."""
+
+
+def _mp_context() -> multiprocessing.context.BaseContext:
+    """``forkserver`` where available (workers fork from a clean server process that has
+    imported :data:`PRELOAD`; no threads or locks are inherited from this process), else
+    ``spawn``. Both start from a fresh interpreter, never a ``fork`` of the client."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(list(PRELOAD))
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+class _ProcessBackend(_Backend):
+    def __init__(self, jobs: int, plugins: tuple[str, ...]) -> None:
+        self.slots = jobs
+        self.plugins = plugins
+        self.name = f"{jobs} processes"
+        self.pool = self._make()
+
+    def _make(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(
+            max_workers=self.slots,
+            mp_context=_mp_context(),
+            initializer=worker_init,
+            initargs=(self.plugins,),
+        )
+
+    def submit(self, unit: Unit) -> cf.Future:
+        return self.pool.submit(run_unit, unit, self.plugins)
+
+    def wait(self, futures: set, timeout: float) -> set:
+        done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return done
+
+    def broken(self, exc: BaseException) -> bool:
+        return isinstance(exc, cf.process.BrokenProcessPool)
+
+    def renew(self) -> None:
+        self.close(cancel=True)
+        self.pool = self._make()
+
+    def close(self, cancel: bool) -> None:
+        if cancel:
+            # the workers we started, by their pids (the executor keeps them in _processes)
+            processes = list(getattr(self.pool, "_processes", {}).values())
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            for proc in processes:
+                with contextlib.suppress(Exception):
+                    proc.terminate()
+            for proc in processes:
+                with contextlib.suppress(Exception):
+                    proc.join(timeout=5)
+        self.pool.shutdown(wait=True, cancel_futures=cancel)
+
+
+class _DaskBackend(_Backend):
+    def __init__(self, address: str, jobs: int, plugins: tuple[str, ...]) -> None:
+        try:
+            import dask
+            from distributed import Client, LocalCluster
+        except ImportError as exc:
+            raise ValueError(
+                "the Dask executor needs dask[distributed] (pip install 'rnnbench[distributed]')"
+            ) from exc
+        self.plugins = plugins
+        self.cluster = None
+        if address == "local":
+            with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+                self.cluster = LocalCluster(
+                    n_workers=jobs,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    env={var: "1" for var in THREAD_VARS},
+                )
+            self.client = Client(self.cluster)
+            self.name = f"dask LocalCluster({jobs})"
+        else:
+            self.client = Client(address)
+            self.name = f"dask {address}"
+        threads = sum(self.client.nthreads().values())
+        self.slots = max(1, threads)
+
+    def submit(self, unit: Unit) -> Any:
+        return self.client.submit(run_unit, unit, self.plugins, pure=False)
+
+    def wait(self, futures: set, timeout: float) -> set:
+        from distributed import wait
+        from distributed.utils import TimeoutError as DaskTimeout
+
+        try:
+            done, _ = wait(list(futures), timeout=timeout, return_when="FIRST_COMPLETED")
+        except (DaskTimeout, TimeoutError):
+            return set()
+        return set(done)
+
+    def broken(self, exc: BaseException) -> bool:
+        from distributed.scheduler import KilledWorker
+
+        return isinstance(exc, KilledWorker)
+
+    def close(self, cancel: bool) -> None:
+        with contextlib.suppress(Exception):
+            self.client.close()
+        if self.cluster is not None:
+            with contextlib.suppress(Exception):
+                self.cluster.close()
+
+
+# ------------------------------------------------------------------------------ run
+def _progress(total: int, initial: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=total,
+        initial=initial,
+        disable=not enabled,
+        unit="unit",
+        dynamic_ncols=True,
+        file=sys.stderr,
+        smoothing=0.05,
+    )
+
+
+def _note(bar: Any, message: str) -> None:
+    if getattr(bar, "disable", True):
+        print(message, file=sys.stderr)
+    else:
+        bar.write(message, file=sys.stderr)
+
+
+class _Loop:
+    """Book-keeping shared by the executors: store writes, progress bar, summary."""
+
+    def __init__(self, store: Store, summary: RunSummary, bar: Any) -> None:
+        self.store = store
+        self.summary = summary
+        self.bar = bar
+
+    def done(self, unit: Unit, records: list[dict]) -> None:
+        expected = set(unit.keys())
+        for record in records:
+            if record.get("key") not in expected:
+                raise ValueError(
+                    f"unit {type(unit).__name__} returned a record with key {record.get('key')!r}"
+                    f" not among its keys {sorted(expected)}"
+                )
+            self.store.write(record)
+            self.summary.statuses[str(record.get("status", record.get("kind", "done")))] += 1
+        self.summary.completed += 1
+        self.bar.update(1)
+        self._postfix()
+
+    def raised(self, unit: Unit, exc: BaseException) -> None:
+        self.summary.failed.append(",".join(unit.keys()))
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        _note(self.bar, f"unit {','.join(unit.keys())} raised: {text}")
+        self._postfix()
+
+    def lost(self, unit: Unit) -> None:
+        self.summary.lost.append(",".join(unit.keys()))
+        _note(self.bar, f"unit {','.join(unit.keys())} lost: its worker died twice")
+        self._postfix()
+
+    def _postfix(self) -> None:
+        s = self.summary.statuses
+        bad = s.get("error", 0) + len(self.summary.failed) + len(self.summary.lost)
+        self.bar.set_postfix(failed=bad, diverged=s.get("diverged", 0), refresh=False)
+
+
+def _run_inprocess(units: list[Unit], loop: _Loop, plugins: tuple[str, ...]) -> None:
+    ensure_plugins(plugins)
+    for unit in units:
+        try:
+            records = unit.run()
+        except Exception as exc:  # noqa: BLE001 -- one unit's failure never stops the others
+            loop.raised(unit, exc)
+            continue
+        loop.done(unit, records)
+
+
+def _run_pool(units: list[Unit], loop: _Loop, backend: _Backend) -> None:
+    queue = list(reversed(units))  # pop() from the end keeps the experiment's order
+    retry: list[Unit] = []
+    attempts: dict[int, int] = {}
+    inflight: dict[Any, Unit] = {}
+    window = 2 * backend.slots
+    isolated = False  # while retrying a unit whose worker died, it runs alone
+    while queue or retry or inflight:
+        if not inflight:
+            isolated = bool(retry)
+        if isolated:
+            if not inflight and retry:
+                unit = retry.pop()
+                inflight[backend.submit(unit)] = unit
+        else:
+            while queue and len(inflight) < window:
+                unit = queue.pop()
+                inflight[backend.submit(unit)] = unit
+        done = backend.wait(set(inflight), timeout=0.5)
+        broke: list[Unit] = []
+        for future in done:
+            unit = inflight.pop(future)
+            try:
+                records = backend.result(future)
+            except Exception as exc:  # noqa: BLE001
+                if backend.broken(exc):
+                    broke.append(unit)
+                else:
+                    loop.raised(unit, exc)
+                continue
+            loop.done(unit, records)
+        if broke and isinstance(backend, _ProcessBackend):
+            # a broken pool fails every unit in flight: collect them all, then start afresh
+            for future, unit in list(inflight.items()):
+                try:
+                    records = future.result(timeout=30)
+                except Exception:  # noqa: BLE001
+                    broke.append(unit)
+                else:
+                    loop.done(unit, records)
+            inflight.clear()
+            backend.renew()
+        for unit in broke:
+            n = attempts[id(unit)] = attempts.get(id(unit), 0) + 1
+            if n >= 2 or isinstance(backend, _DaskBackend):
+                loop.lost(unit)  # Dask has already retried it on another worker
+            else:
+                loop.summary.retried += 1
+                retry.append(unit)
+
+
+def run_experiment(
+    experiment: Experiment | str | os.PathLike[str],
+    out: str | os.PathLike[str] = "results",
+    jobs: int | None = None,
+    dask: str | None = None,
+    plugins: Sequence[str] = (),
+    progress: bool = True,
+    profile: str = "default",
+) -> RunSummary:
+    """Run the pending units of ``experiment`` and store their records under ``out``.
+
+    ``experiment`` is an :class:`~suite.experiment.Experiment` or a shipped name / TOML path
+    (loaded with ``profile``). Records go to ``out/<experiment.dirname>/`` (see
+    :mod:`suite.store`). ``jobs=1`` runs in this process; ``jobs=None`` means ``os.cpu_count()``
+    local processes; ``dask`` is ``"local"`` (a LocalCluster of ``jobs`` workers) or a scheduler
+    address. ``plugins`` are module names or ``.py`` paths imported in every worker. Returns a
+    :class:`RunSummary`; Ctrl-C stops cleanly (``interrupted=True``).
+    """
+    t0 = time.perf_counter()
+    plugins = tuple(os.fspath(p) for p in plugins)
+    ensure_plugins(plugins)  # the client validates optimizer names, so it needs them too
+    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(experiment, profile=profile)
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"jobs must be a positive integer or None, got {jobs!r}")
+    directory = Path(out) / experiment.dirname
+    store = Store(directory)
+    store.write_experiment(experiment.spec)
+    summary = RunSummary(experiment.name, directory, total=len(experiment.units))
+    scan = store.sync()
+    summary.corrupt = len(scan.corrupt)
+    stored = set(scan.entries)
+    pending = [u for u in experiment.units if not set(u.keys()) <= stored]
+    summary.skipped = summary.total - len(pending)
+    jobs = jobs or os.cpu_count() or 1
+    bar = _progress(summary.total, summary.skipped, progress and bool(pending))
+    loop = _Loop(store, summary, bar)
+    backend: _Backend | None = None
+    try:
+        if not pending:
+            summary.executor = "nothing to run"
+        elif dask is None and jobs == 1:
+            summary.executor = "in-process"
+            _run_inprocess(pending, loop, plugins)
+        else:
+            with _thread_env():
+                if dask is not None:
+                    backend = _DaskBackend(dask, jobs, plugins)
+                else:
+                    backend = _ProcessBackend(min(jobs, len(pending)), plugins)
+                summary.executor = backend.name
+                _run_pool(pending, loop, backend)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        _note(bar, "interrupted: stopping workers; finished records are kept")
+    finally:
+        if backend is not None:
+            backend.close(cancel=summary.interrupted or summary.pending > 0)
+        bar.close()
+        store.close()
+        summary.seconds = time.perf_counter() - t0
+    return summary

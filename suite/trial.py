@@ -1,0 +1,324 @@
+"""Work units and the compare trial.
+
+Work-unit protocol
+------------------
+The runner executes *units*. A unit is a small, picklable, frozen dataclass with two methods::
+
+    class Unit(Protocol):
+        def keys(self) -> list[str]: ...       # the record keys run() will produce
+        def run(self) -> list[dict]: ...        # plain-JSON records, one per key
+
+Every record is a ``dict`` of plain JSON data (str, int, float, bool, None, list, dict) with at
+least ``"key"`` (one of ``keys()``), ``"kind"`` (e.g. ``"trial"``) and ``"experiment"`` (the
+experiment's name). Non-finite floats are allowed in a record; the store encodes them. The runner
+skips a unit when all its keys are stored, writes each returned record as it arrives, and never
+pickles anything but the unit itself (the records are plain data). A unit may carry a ``group``
+attribute (a short label) used by ``rnnbench status`` to break counts down. ``run()`` should catch
+the failures of the thing it measures and record them; an exception escaping ``run()`` is reported
+by the runner and leaves the unit pending.
+
+The compare trial
+-----------------
+:class:`Trial` is the unit of the ``compare`` kind: one optimizer on one problem with one seed
+index, producing one record of kind ``"trial"`` with the fields listed in
+``docs/architecture.md`` ("Records and frames"). Its key is the first 16 hex digits of the SHA-256
+of the canonical JSON of its content (task spec, model spec, optimizer spec with all
+hyper-parameters, budget, checkpoints per decade, seed index, experiment seed), so a rerun finds
+it done and any change of content makes a new trial.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from suite import seeding
+from suite.provenance import provenance
+
+
+@runtime_checkable
+class Unit(Protocol):
+    """A unit of work for the runner (see the module docstring)."""
+
+    def keys(self) -> list[str]:
+        """The record keys :meth:`run` will produce."""
+        ...
+
+    def run(self) -> list[dict]:
+        """Do the work; return plain-JSON records, one per key."""
+        ...
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One optimizer, one problem, one seed index: the unit of a ``compare`` experiment.
+
+    ``task`` is a task spec ``{"task": name, **params}``, ``model`` a model spec
+    ``{"model": name, **options}``, ``optimizer`` ``{"name": name, "params": {...all...}}``,
+    ``budget`` ``{"fe": float | None, "seconds": float | None}``. ``labels`` (display names of the
+    problem and the optimizer) are not part of the content or the key.
+    """
+
+    experiment: str
+    task: dict
+    model: dict
+    optimizer: dict
+    budget: dict
+    seed: int
+    experiment_seed: int
+    checkpoints_per_decade: int = 10
+    labels: dict = field(default_factory=dict, compare=False)
+
+    def content(self) -> dict:
+        """What the trial is (and what its key hashes): every field but the labels/experiment."""
+        return {
+            "task": self.task,
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "budget": self.budget,
+            "checkpoints_per_decade": self.checkpoints_per_decade,
+            "seed": self.seed,
+            "experiment_seed": self.experiment_seed,
+        }
+
+    @cached_property
+    def key(self) -> str:
+        """First 16 hex digits of the SHA-256 of the canonical JSON of :meth:`content`."""
+        return seeding.content_hash(self.content())
+
+    @property
+    def group(self) -> str:
+        """Label used to break status counts down (the optimizer's display name)."""
+        return str(self.labels.get("optimizer") or self.optimizer["name"])
+
+    def streams(self) -> seeding.TrialStreams:
+        """The data, init and optimizer seed sequences of this trial."""
+        return seeding.trial_streams(
+            self.experiment_seed, self.task, self.model, self.seed, self.content()
+        )
+
+    def keys(self) -> list[str]:
+        """The one record key this trial produces."""
+        return [self.key]
+
+    def run(self) -> list[dict]:
+        """Run the trial; one record of kind ``"trial"``."""
+        return [run_trial(self)]
+
+
+# ------------------------------------------------------------------------------ workers
+# The worker-side entry points live here, not in suite.runner, so that a worker process imports
+# only what running a unit needs (not pandas and the store).
+THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+"""Environment variables set to 1 in worker processes (one BLAS thread per worker)."""
+
+_LOADED_PLUGINS: set[tuple[str, ...]] = set()
+
+
+def ensure_plugins(plugins: tuple[str, ...]) -> None:
+    """Import the plugin modules (names or ``.py`` paths) once per process."""
+    plugins = tuple(plugins)
+    if plugins and plugins not in _LOADED_PLUGINS:
+        from suite.optimizers import load_plugins
+
+        load_plugins(list(plugins))
+        _LOADED_PLUGINS.add(plugins)
+
+
+def worker_init(plugins: tuple[str, ...]) -> None:
+    """Process-pool initializer: one BLAS thread, Ctrl-C left to the client, plugins imported."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for var in THREAD_VARS:
+        os.environ[var] = "1"
+    try:  # also limits thread pools already loaded; an optional dependency
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:
+        pass
+    ensure_plugins(plugins)
+
+
+def run_unit(unit: Unit, plugins: tuple[str, ...] = ()) -> list[dict]:
+    """Run one unit in a worker, importing the plugins first (module level, so it pickles)."""
+    ensure_plugins(tuple(plugins))
+    return unit.run()
+
+
+# --------------------------------------------------------------------------- peak memory
+_CLEAR_REFS = "/proc/self/clear_refs"
+_STATUS = "/proc/self/status"
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS mark of this process (Linux); False where unsupported."""
+    try:
+        with open(_CLEAR_REFS, "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _peak_rss_mb(reset_ok: bool) -> float:
+    """Peak resident set size in MB since the last reset (Linux ``VmHWM``), else process peak."""
+    if reset_ok:
+        try:
+            with open(_STATUS) as f:
+                for line in f:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024.0
+        except (OSError, ValueError, IndexError):
+            pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
+
+
+# ----------------------------------------------------------------------------- run one
+def _floats(values: Any) -> list:
+    return [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+
+
+def _trace(trace: dict) -> dict:
+    out: dict[str, list] = {}
+    for name in ("fe", "seconds", "evaluations", "train_loss", "test_loss"):
+        values = trace.get(name, [])
+        out[name] = [int(v) for v in values] if name == "evaluations" else _floats(values)
+    return out
+
+
+def run_trial(trial: Trial) -> dict:
+    """Run one compare trial and return its record (plain JSON, see ``docs/architecture.md``).
+
+    Builds the problem from the data stream, draws ``x0`` from the init stream, configures the
+    optimizer, starts the budget (gradients allowed only for optimizers tagged ``"gradient"``) and
+    calls ``minimize(problem, x0, rng)`` with the optimizer stream. The status is ``"ok"`` when
+    ``minimize`` returns, ``"budget"`` on :class:`~suite.problem.BudgetExhausted`, ``"diverged"``
+    on :class:`~suite.problem.Diverged` and ``"error"`` (with the traceback) on anything else.
+    ``peak_mem_mb`` is the process's peak resident set during the trial on Linux (the mark is
+    reset before the trial), else the process's peak so far.
+    """
+    from suite.optimizers import get_optimizer
+    from suite.problem import Budget, BudgetExhausted, Diverged, make_problem
+
+    reset_ok = _reset_peak_rss()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    streams = trial.streams()
+    status, error, problem, theta = "error", None, None, None
+    try:
+        task_params = {k: v for k, v in trial.task.items() if k != "task"}
+        model_options = {k: v for k, v in trial.model.items() if k != "model"}
+        problem = make_problem(
+            trial.task["task"],
+            model=trial.model["model"],
+            seed=streams.data,
+            **task_params,
+            **model_options,
+        )
+        x0 = problem.initial_point(np.random.default_rng(streams.init))
+        optimizer = get_optimizer(trial.optimizer["name"], **trial.optimizer["params"])
+        budget = Budget(fe=trial.budget.get("fe"), seconds=trial.budget.get("seconds"))
+        problem.start(
+            budget,
+            allow_gradients="gradient" in getattr(optimizer, "tags", ()),
+            checkpoints_per_decade=trial.checkpoints_per_decade,
+        )
+        try:
+            # overflow on the way to divergence is expected and recorded (nonfinite, status)
+            with np.errstate(all="ignore"):
+                theta = optimizer.minimize(problem, x0, np.random.default_rng(streams.optimizer))
+            status = "ok"
+        except BudgetExhausted:
+            status = "budget"
+        except Diverged as exc:
+            status, error = "diverged", f"{type(exc).__name__}: {exc}"
+    except Exception:  # noqa: BLE001 -- one trial's failure must never stop the others
+        status, error = "error", traceback.format_exc()
+    result = None
+    if problem is not None:
+        try:
+            with np.errstate(all="ignore"):
+                result = problem.finish(
+                    None if theta is None else np.asarray(theta, dtype=np.float64)
+                )
+        except Exception:  # noqa: BLE001
+            status, error = "error", (error or "") + traceback.format_exc()
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    record = _record(trial, status, error, problem, result)
+    record["time"] = {
+        "wall": wall,
+        "cpu": cpu,
+        "inside_wall": float(problem.counters.wall_inside) if problem is not None else 0.0,
+        "inside_cpu": float(problem.counters.cpu_inside) if problem is not None else 0.0,
+    }
+    record["peak_mem_mb"] = _peak_rss_mb(reset_ok)
+    record["provenance"] = provenance()
+    return record
+
+
+def _record(trial: Trial, status: str, error: str | None, problem: Any, result: Any) -> dict:
+    budget = trial.budget
+    record: dict[str, Any] = {
+        "key": trial.key,
+        "kind": "trial",
+        "experiment": trial.experiment,
+        "spec": trial.content(),
+        "labels": dict(trial.labels),
+        "status": status,
+        "error": error,
+        "time_budgeted": budget.get("seconds") is not None,
+        "stopped_by": None,
+        "stop_reason": None,
+        "final_train_loss": math.nan,
+        "final_test_loss": math.nan,
+        "target_loss": math.nan,
+        "baseline_loss": math.nan,
+        "counters": {},
+        "trace": _trace({}),
+        "theta": [],
+    }
+    if problem is not None:
+        record["target_loss"] = float(problem.target_loss)
+        record["baseline_loss"] = float(problem.baseline_loss)
+    if result is not None:
+        counters = dict(result.counters)
+        record["counters"] = {
+            name: (float(counters[name]) if name == "fe" else int(counters[name]))
+            for name in (
+                "fe",
+                "fwd_steps",
+                "bwd_steps",
+                "loss_calls",
+                "grad_calls",
+                "evaluations",
+                "nonfinite",
+            )
+            if name in counters
+        }
+        record["final_train_loss"] = float(result.train_loss)
+        record["final_test_loss"] = float(result.test_loss)
+        record["trace"] = _trace(result.trace)
+        record["theta"] = _floats(result.theta)
+        record["stop_reason"] = result.stop_reason
+        if status == "budget":
+            seconds = budget.get("seconds")
+            record["stopped_by"] = (
+                "seconds" if seconds is not None and result.seconds >= seconds else "fe"
+            )
+    return record

@@ -1,0 +1,214 @@
+"""The command line: list, run, status, bad input (exit 2), and a run killed part-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from suite.cli import main
+from suite.experiment import load_experiment
+from suite.store import INDEX, load_results
+
+ROOT = Path(__file__).resolve().parents[1]
+
+EXPERIMENT = """
+name = "clitest"
+seeds = {seeds}
+budget = {{ fe = {fe} }}
+
+[[problems]]
+task = "adding"
+seq_len = 6
+hidden = 3
+n_train = 16
+n_test = 16
+
+[[optimizers]]
+name = "{optimizer}"
+
+[[optimizers]]
+name = "random-search"
+"""
+
+
+def experiment(tmp_path: Path, seeds: int = 2, fe: str = "1e4", optimizer: str = "adam") -> Path:
+    path = tmp_path / "clitest.toml"
+    path.write_text(EXPERIMENT.format(seeds=seeds, fe=fe, optimizer=optimizer))
+    return path
+
+
+def snapshot(directory: Path) -> dict:
+    return {
+        p.relative_to(directory): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in directory.rglob("*")
+        if p.is_file()
+    }
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_commands(capsys):
+    code, out, _ = run_cli(capsys, "list", "optimizers")
+    assert code == 0
+    for name in ("adam", "cmaes", "random-search"):
+        assert name in out
+    assert "gradient" in out and "lr=" in out  # tags and defaults
+    code, out, _ = run_cli(capsys, "list", "tasks")
+    assert code == 0 and "adding" in out and "seq_len=" in out
+    code, out, _ = run_cli(capsys, "list", "models")
+    assert code == 0 and "elman" in out and "hidden=" in out
+    code, out, _ = run_cli(capsys, "list", "experiments")
+    assert code == 0 and "demo" in out
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("rnnbench ")
+
+
+def test_run_then_status(tmp_path, capsys):
+    path = experiment(tmp_path)
+    code, out, _ = run_cli(
+        capsys, "run", str(path), "--jobs", "1", "--out", str(tmp_path), "--no-progress"
+    )
+    assert code == 0 and "4 run" in out
+    code, out, _ = run_cli(capsys, "status", str(path), "--out", str(tmp_path))
+    assert code == 0
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()[3:]}
+    assert rows["adam"] == ["2", "0", "0", "0"]
+    assert rows["total"] == ["4", "0", "0", "0"]
+    code, out, _ = run_cli(capsys, "status", str(path), "--out", str(tmp_path), "--quick")
+    assert code == 0 and out.splitlines()[-1].split() == ["total", "0", "0", "0", "4"]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragments"),
+    [
+        (lambda t: t.replace("seeds = 2", "seeds = [1,"), ["malformed TOML"]),
+        (lambda t: t.replace('"adam"', '"adamm"'), ["adamm", "allowed", "adam", "sgd"]),
+        (lambda t: t.replace('"adding"', '"adder"'), ["adder", "allowed", "adding"]),
+        (lambda t: t.replace("hidden = 3", "hiden = 3"), ["hiden", "hidden"]),
+        (lambda t: t.replace("fe = 1e4", "fe = -5.0"), ["budget.fe", "positive"]),
+    ],
+)
+def test_bad_input_exits_2_and_touches_nothing(tmp_path, capsys, mutate, fragments):
+    path = experiment(tmp_path)
+    argv = ["run", str(path), "--jobs", "1", "--out", str(tmp_path / "r"), "--no-progress"]
+    assert main(argv) == 0
+    capsys.readouterr()
+    before = snapshot(tmp_path / "r")
+    path.write_text(mutate(path.read_text()))
+    code, out, err = run_cli(capsys, "run", str(path), "--jobs", "1", "--out", str(tmp_path / "r"))
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(path) in err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+    assert snapshot(tmp_path / "r") == before
+
+
+def test_bad_names_exit_2(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "run", "no-such-experiment")
+    assert code == 2 and "demo" in err and "Traceback" not in err
+    code, _, err = run_cli(capsys, "run", "demo", "--plugin", "no_such_module_abc")
+    assert code == 2 and "no_such_module_abc" in err
+    code, _, err = run_cli(capsys, "run", "demo", "--jobs", "0")
+    assert code == 2 and "--jobs" in err
+    code, _, err = run_cli(capsys, "report", "no-such-experiment", "--out", str(tmp_path))
+    assert code == 2 and "no-such-experiment" in err
+    with pytest.raises(SystemExit) as info:
+        main(["list", "widgets"])
+    assert info.value.code == 2
+    assert "tasks" in capsys.readouterr().err
+
+
+def test_bad_input_in_a_subprocess_has_no_traceback(tmp_path):
+    path = experiment(tmp_path, optimizer="adamw")
+    proc = subprocess.run(
+        [sys.executable, "-m", "suite.cli", "run", str(path), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("rnnbench: error:") and "Traceback" not in proc.stderr
+    assert "adamw" in proc.stderr and "adam" in proc.stderr
+    assert not (tmp_path / "clitest").exists()
+
+
+def test_sigkill_then_rerun_stores_every_trial_once(tmp_path):
+    # 24 trials of ~0.05-0.2 s each: killed after a few records, then resumed
+    path = experiment(tmp_path, seeds=12, fe="5e4")
+    keys = set(load_experiment(path).keys())
+    records = tmp_path / "clitest" / "records"
+    cmd = [sys.executable, "-m", "suite.cli", "run", str(path), "--jobs", "1"]
+    cmd += ["--out", str(tmp_path), "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if records.is_dir() and len(list(records.glob("*.json"))) >= 3:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait()
+    first = {p.name: p.read_bytes() for p in records.glob("*.json")}
+    assert 3 <= len(first) < len(keys)
+    rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(first)} already stored" in rerun.stdout
+    files = sorted(p.stem for p in records.glob("*.json"))
+    assert set(files) == keys and len(files) == len(keys)
+    for name, data in first.items():  # records from before the kill were not rerun
+        assert (records / name).read_bytes() == data
+    trials = load_results(tmp_path / "clitest").trials
+    assert len(trials) == len(keys) and set(trials["key"]) == keys
+    lines = (tmp_path / "clitest" / INDEX).read_text().splitlines()
+    assert len(lines) == len(keys)  # one index line per trial after the resumed run
+
+
+def test_ctrl_c_on_a_process_pool_keeps_records_and_exits_130(tmp_path):
+    path = experiment(tmp_path, seeds=20, fe="3e5")
+    records = tmp_path / "clitest" / "records"
+    cmd = [sys.executable, "-m", "suite.cli", "run", str(path), "--jobs", "2"]
+    cmd += ["--out", str(tmp_path), "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # a session of its own, so that SIGINT goes to the whole group as Ctrl-C in a terminal does
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            if records.is_dir() and len(list(records.glob("*.json"))) >= 2:
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert b"interrupted" in out and b"Traceback" not in err
+    stored = sorted(p.stem for p in records.glob("*.json"))
+    trials = load_results(tmp_path / "clitest").trials
+    assert sorted(trials["key"]) == stored and 2 <= len(stored) < 40

@@ -1,0 +1,291 @@
+"""Experiment files: parsing, profiles, validation messages, kinds, trial keys and seeding."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from suite import seeding
+from suite.experiment import (
+    KIND_MODULES,
+    ExperimentError,
+    list_experiments,
+    load_experiment,
+    register_kind,
+)
+from suite.problem import make_problem
+from suite.trial import Trial
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BASE = """
+name = "t"
+seed = 3
+seeds = 2
+budget = { fe = 1e4 }
+[[problems]]
+task = "adding"
+seq_len = 6
+hidden = 3
+n_train = 8
+n_test = 8
+[[optimizers]]
+name = "adam"
+lr = 0.05
+[[optimizers]]
+name = "random-search"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "exp.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def test_compare_expands_problem_x_optimizer_x_seed(tmp_path):
+    exp = load_experiment(write(tmp_path, BASE))
+    assert exp.kind == "compare" and exp.name == "t" and exp.profile == "default"
+    assert len(exp) == 1 * 2 * 2
+    trials = exp.units
+    assert all(isinstance(t, Trial) for t in trials)
+    assert sorted({t.seed for t in trials}) == [0, 1]
+    assert {t.optimizer["name"] for t in trials} == {"adam", "random-search"}
+    assert len(set(exp.keys())) == 4
+    adam = next(t for t in trials if t.optimizer["name"] == "adam")
+    # hyper-parameters are resolved in full, labels are readable
+    assert adam.optimizer["params"]["lr"] == 0.05 and "b1" in adam.optimizer["params"]
+    assert adam.labels == {
+        "problem": "adding(seq_len=6, n_train=8, n_test=8) / elman(hidden=3)",
+        "optimizer": "adam(lr=0.05)",
+    }
+    assert adam.task["task"] == "adding" and adam.model == {
+        **adam.model,
+        "model": "elman",
+        "hidden": 3,
+    }
+    assert exp.spec["seeds"] == [0, 1] and exp.spec["units"] == 4
+    json.dumps(exp.spec)  # plain data
+
+
+def test_profiles_replace_whole_values(tmp_path):
+    path = write(
+        tmp_path,
+        BASE
+        + """
+[quick]
+seeds = 1
+budget = { seconds = 5 }
+optimizers = [{ name = "sgd" }]
+[full]
+seeds = [4, 7, 9]
+""",
+    )
+    default, quick, full = (load_experiment(path, p) for p in ("default", "quick", "full"))
+    assert len(quick) == 1 and quick.units[0].optimizer["name"] == "sgd"
+    assert quick.units[0].budget == {"fe": None, "seconds": 5.0}
+    assert quick.dirname == "t-quick" and default.dirname == "t"
+    assert sorted({t.seed for t in full.units}) == [4, 7, 9] and len(full) == 6
+    assert not set(quick.keys()) & set(default.keys())
+
+
+def test_shipped_experiments_load_by_name():
+    names = list_experiments()
+    assert "demo" in names
+    for name in names:
+        for profile in ("default", "quick"):
+            exp = load_experiment(name, profile)
+            assert len(exp) > 0 and exp.source.endswith(f"{name}.toml")
+
+
+def test_key_ignores_labels_and_changes_with_content(tmp_path):
+    a = load_experiment(write(tmp_path, BASE)).units[0]
+    relabelled = load_experiment(
+        write(tmp_path, BASE.replace("lr = 0.05", 'lr = 0.05\nlabel = "fast adam"'), "b.toml")
+    ).units[0]
+    assert relabelled.labels["optimizer"] == "fast adam"
+    assert relabelled.key == a.key
+    other = load_experiment(write(tmp_path, BASE.replace("seed = 3", "seed = 4"), "c.toml"))
+    assert other.units[0].key != a.key
+    assert len(a.key) == 16 and int(a.key, 16) >= 0
+
+
+def test_keys_and_streams_are_stable_across_processes(tmp_path):
+    path = write(tmp_path, BASE)
+    exp = load_experiment(path)
+    code = (
+        "import json, sys; from suite.experiment import load_experiment; "
+        "e = load_experiment(sys.argv[1]); "
+        "print(json.dumps([[u.key, u.streams().optimizer.generate_state(2).tolist()] "
+        "for u in e.units]))"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env, check=True
+    )
+    here = [[u.key, u.streams().optimizer.generate_state(2).tolist()] for u in exp.units]
+    assert json.loads(out.stdout) == here
+
+
+def test_seed_index_pairs_data_and_start_across_optimizers(tmp_path):
+    exp = load_experiment(write(tmp_path, BASE))
+    by_seed: dict[int, list[Trial]] = {}
+    for t in exp.units:
+        by_seed.setdefault(t.seed, []).append(t)
+
+    def data_and_x0(t: Trial):
+        s = t.streams()
+        params = {k: v for k, v in t.task.items() if k != "task"}
+        options = {k: v for k, v in t.model.items() if k != "model"}
+        p = make_problem(t.task["task"], t.model["model"], seed=s.data, **params, **options)
+        return p.dataset.train.X, p.initial_point(np.random.default_rng(s.init))
+
+    ref = {}
+    for seed, trials in by_seed.items():
+        (X0, x0), (X1, x1) = (data_and_x0(t) for t in trials)
+        assert np.array_equal(X0, X1) and np.array_equal(x0, x1)
+        s0, s1 = (t.streams().optimizer.generate_state(4) for t in trials)
+        assert not np.array_equal(s0, s1)
+        ref[seed] = (X0, x0)
+    assert not np.array_equal(ref[0][0], ref[1][0])
+    assert not np.array_equal(ref[0][1], ref[1][1])
+
+
+def test_data_stream_does_not_depend_on_model():
+    task = {"task": "adding", "seq_len": 5}
+    a = seeding.trial_streams(0, task, {"model": "elman"}, 0, {"o": 1})
+    b = seeding.trial_streams(0, task, {"model": "tdnn"}, 0, {"o": 2})
+    assert np.array_equal(a.data.generate_state(4), b.data.generate_state(4))
+    assert not np.array_equal(a.init.generate_state(4), b.init.generate_state(4))
+
+
+def test_canonical_json_ignores_key_order():
+    h = seeding.content_hash
+    assert h({"a": 1, "b": [1, 2]}) == h({"b": [1, 2], "a": 1})
+    assert h({"a": 1}) != h({"a": 2})
+
+
+BAD_CASES = [
+    # (replace this, with this, expected fragments of the message)
+    ("seed = 3", "seed = 3\nbogus = 1", ["bogus", "allowed", "optimizers"]),
+    ('task = "adding"', 'task = "addding"', ["problems[0].task", "addding", "adding"]),
+    ("hidden = 3", 'hidden = 3\nmodel = "lstm"', ["problems[0].model", "lstm", "elman"]),
+    ("seq_len = 6", "seq_len = 6\nsequence = 4", ["problems[0]", "sequence", "seq_len"]),
+    ("seq_len = 6", "seq_len = 1", ["problems[0]", "seq_len"]),
+    ('name = "adam"', 'name = "adamw"', ["optimizers[0].name", "adamw", "sgd"]),
+    ("lr = 0.05", "lr = 0.05\nbeta = 2", ["optimizers[0]", "beta", "b1"]),
+    ("lr = 0.05", 'lr = "fast"', ["optimizers[0]", "lr"]),
+    ("seeds = 2", 'seeds = "2"', ["seeds", "integer"]),
+    ("seeds = 2", "seeds = 0", ["seeds", ">= 1"]),
+    ("budget = { fe = 1e4 }", "budget = { fe = -1.0 }", ["budget.fe", "positive"]),
+    ("budget = { fe = 1e4 }", "budget = { fe = 0 }", ["budget.fe", "positive"]),
+    ("budget = { fe = 1e4 }", "budget = { evals = 10 }", ["budget", "evals", "fe, seconds"]),
+    ("budget = { fe = 1e4 }", "budget = {}", ["budget", "at least one"]),
+    ("budget = { fe = 1e4 }", "", ["budget", "missing"]),
+    ("seed = 3", 'seed = 3\nkind = "nonsense"', ["kind", "nonsense", "compare"]),
+    ("seed = 3", "seed = 3\ncheckpoints_per_decade = 0", ["checkpoints_per_decade"]),
+    ("seed = 3", "seed = -1", ["seed", ">= 0"]),
+    ('name = "t"', 'name = "a/b"', ["name", "folder"]),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "fragments"), BAD_CASES)
+def test_invalid_files_name_file_key_and_allowed(tmp_path, old, new, fragments):
+    assert old in BASE
+    path = write(tmp_path, BASE.replace(old, new, 1))
+    with pytest.raises(ExperimentError) as info:
+        load_experiment(path)
+    message = str(info.value)
+    assert str(path) in message
+    for fragment in fragments:
+        assert fragment in message, (fragment, message)
+
+
+def test_empty_lists_and_duplicates_are_refused(tmp_path):
+    text = "optimizers = []\n" + BASE.split("[[optimizers]]")[0]
+    with pytest.raises(ExperimentError, match="optimizers: must be a non-empty array"):
+        load_experiment(write(tmp_path, text))
+    dup = BASE + '[[optimizers]]\nname = "adam"\nlr = 0.05\n'
+    with pytest.raises(ExperimentError, match="duplicate"):
+        load_experiment(write(tmp_path, dup, "dup.toml"))
+
+
+def test_profile_errors_name_the_profile(tmp_path):
+    path = write(tmp_path, BASE + '[quick]\noptimizers = [{ name = "nope" }]\n')
+    load_experiment(path)  # the default profile is fine
+    with pytest.raises(ExperimentError, match=r"\[quick\] optimizers\[0\]\.name"):
+        load_experiment(path, "quick")
+    bad_key = write(tmp_path, BASE + "[quick]\nseedz = 1\n", "k.toml")
+    with pytest.raises(ExperimentError, match="quick: unknown key"):
+        load_experiment(bad_key)
+
+
+def test_malformed_toml_and_unknown_names(tmp_path):
+    with pytest.raises(ExperimentError, match="malformed TOML"):
+        load_experiment(write(tmp_path, "name = [\n"))
+    with pytest.raises(ExperimentError, match="demo"):
+        load_experiment("no-such-experiment")
+    with pytest.raises(ExperimentError, match="no such experiment file"):
+        load_experiment(tmp_path / "missing.toml")
+    with pytest.raises(ValueError, match="profile"):
+        load_experiment(write(tmp_path, BASE, "ok.toml"), "fast")
+
+
+class _Unit:
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def keys(self) -> list[str]:
+        return [self.key]
+
+    def run(self) -> list[dict]:
+        return [{"key": self.key, "kind": "dummy", "experiment": "x"}]
+
+
+def test_registered_kind_gets_profile_merged_dict(tmp_path):
+    seen = {}
+
+    def expand(d: dict, profile: str) -> list:
+        seen.update(d=d, profile=profile)
+        if d.get("points", 0) < 1:
+            raise ExperimentError("points: must be >= 1")
+        return [_Unit(f"u{i}") for i in range(d["points"])]
+
+    register_kind("dummy-kind", expand)
+    path = write(tmp_path, 'kind = "dummy-kind"\npoints = 3\n[quick]\npoints = 1\n', "d.toml")
+    exp = load_experiment(path, "quick")
+    assert len(exp) == 1 and seen["profile"] == "quick"
+    assert seen["d"]["name"] == "d" and seen["d"]["seed"] == 0 and "quick" not in seen["d"]
+    assert exp.spec["points"] == 1
+    bad = write(tmp_path, 'kind = "dummy-kind"\npoints = 0\n', "bad.toml")
+    with pytest.raises(ExperimentError, match=r"bad\.toml: points"):
+        load_experiment(bad)
+
+
+def test_kind_module_is_imported_on_demand(tmp_path, monkeypatch):
+    module = tmp_path / "rnnbench_test_kind_mod.py"
+    module.write_text(
+        textwrap.dedent(
+            """
+            from suite.experiment import register_kind
+
+            class U:
+                def __init__(self, k): self.k = k
+                def keys(self): return [self.k]
+                def run(self): return []
+
+            register_kind("ondemand", lambda d, profile: [U("a"), U("b")])
+            """
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(KIND_MODULES, "ondemand", "rnnbench_test_kind_mod")
+    exp = load_experiment(write(tmp_path, 'kind = "ondemand"\n', "o.toml"))
+    assert exp.keys() == ["a", "b"]
