@@ -240,7 +240,7 @@ def bench_backward_ratio(tab: Table, reps: int) -> None:
         for dtype in ("float64", "float32"):
             model = make_model("elman", 2, 1, hidden=H, dtype=dtype)
             th = thetas(model, N, rng)
-            n = 10 if N == 1 else 1
+            n = 40 if N == 1 else 1
 
             def grad(m=model, th=th):
                 return m.loss_and_grad(th, split, "mse")

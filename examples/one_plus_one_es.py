@@ -5,10 +5,10 @@ A success multiplies ``sigma`` by ``a = 1.5``, a failure by ``a ** (-1/4)``, so 
 stationary exactly at a success rate of 1/5 (Kern et al. 2004, "Learning probability
 distributions in continuous evolutionary algorithms", Natural Computing 3).
 
-Run it: ``rnnbench run demo --plugin examples/one_plus_one_es.py`` (with ``name =
-"one-plus-one-es"`` among the experiment's optimizers); check it:
-``python -c "import suite; suite.load_plugins(['examples/one_plus_one_es.py']);
-suite.check_optimizer('one-plus-one-es')"``.
+Compare it with the built-ins: ``rnnbench run my_experiment.toml --plugin
+examples/one_plus_one_es.py`` with ``name = "one-plus-one-es"`` among the experiment's
+``[[optimizers]]``. Check it: ``suite.load_plugins(["examples/one_plus_one_es.py"]);
+suite.check_optimizer("one-plus-one-es")``. See examples/README.md.
 """
 
 from dataclasses import dataclass

@@ -257,9 +257,13 @@ class _Timeout(BaseException):
 
 @contextlib.contextmanager
 def _deadline(seconds: float) -> Iterator[None]:
-    """Raise :class:`_Timeout` after ``seconds`` of wall time (main thread on POSIX only)."""
+    """Raise :class:`_Timeout` after ``seconds`` of wall time.
+
+    Only in the main thread on POSIX, and only when no other alarm is pending (pytest-timeout's,
+    say), which is left alone.
+    """
     usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
-    if not usable:
+    if not usable or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
         yield
         return
 
@@ -382,10 +386,10 @@ def _np_state_equal(a: tuple, b: tuple) -> bool:
 @_check()
 def check_no_global_random_state(opt: Optimizer, s: _Settings) -> None:
     """Neither reads nor advances numpy's or Python's global random state."""
-    np_state, py_state = np.random.get_state(), random.getstate()
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
     try:
         reference = _result(_run(opt, s, seed=3))
-        assert _np_state_equal(np.random.get_state(), np_state), (
+        assert _np_state_equal(np.random.get_state(), np_state), (  # noqa: NPY002
             "the global numpy random state changed (np.random.* used, or pycma's 'seed' option)"
         )
         assert random.getstate() == py_state, "the global state of the random module changed"

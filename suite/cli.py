@@ -19,6 +19,7 @@ units remain pending (raised, lost with their worker), 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import warnings
 from collections import Counter, defaultdict
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 EXIT_BAD_INPUT = 2
+THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 class _BadInput(Exception):
@@ -146,21 +148,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise _BadInput(f"--jobs: must be a positive integer, got {args.jobs}")
     experiment = _load(args)
+    options = {
+        "out": args.out,
+        "jobs": args.jobs,
+        "dask": args.dask,
+        "plugins": args.plugin,
+        "progress": not args.no_progress and sys.stderr.isatty(),
+    }
     try:
-        summary = run_experiment(
-            experiment,
-            out=args.out,
-            jobs=args.jobs,
-            dask=args.dask,
-            plugins=args.plugin,
-            progress=not args.no_progress,
-        )
-    except ValueError as exc:  # e.g. dask not installed
+        if "tuning" in experiment.spec:  # tuning run first, then the tuned evaluation
+            from suite.tuning import run_tuned
+
+            summaries = run_tuned(args.experiment, _profile(args), **options)
+        else:
+            summaries = [run_experiment(experiment, **options)]
+    except ValueError as exc:  # e.g. dask not installed, a bad scheduler address
         raise _BadInput(str(exc)) from None
-    print(summary)
-    if summary.interrupted:
+    except RuntimeError as exc:  # worker processes cannot start
+        print(f"rnnbench: error: {exc}", file=sys.stderr)
+        return 1
+    for summary in summaries:
+        print(summary)
+    if any(s.interrupted for s in summaries):
         return 130
-    return 0 if summary.pending == 0 else 1
+    return 0 if all(s.pending == 0 for s in summaries) else 1
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -168,6 +179,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     from suite.store import Store
 
     experiment = _load(args)
+    if "tuning" in experiment.spec:  # the evaluation as tuned by the stored tuning run
+        from suite.experiment import ExperimentError
+        from suite.tuning import resolve
+
+        try:
+            experiment = resolve(args.experiment, _profile(args), args.out)
+        except ExperimentError as exc:
+            print(exc)
+            return 0
     directory = Path(args.out) / experiment.dirname
     statuses = Store(directory).statuses() if directory.is_dir() else {}
     counts: dict[str, Counter] = defaultdict(Counter)
@@ -289,7 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     profile_args(p)
     executor_args(p)
     p.add_argument("--out", default="results", metavar="DIR", help="results root (results)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (none when not on a terminal)"
+    )
     plugin_arg(p)
     p.set_defaults(func=cmd_run)
 
@@ -323,6 +345,11 @@ def _format_warning(message: Any, category: type, *args: Any, **kwargs: Any) -> 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``rnnbench`` console script; returns the exit status."""
+    # One BLAS thread unless the user says otherwise: the benchmark's matrices are small, extra
+    # threads only contend (and on a busy machine slow a run down several-fold); set before
+    # numpy is first imported, which happens below, lazily.
+    for var in THREAD_VARS:
+        os.environ.setdefault(var, "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.formatwarning = _format_warning  # one readable line per warning
@@ -334,6 +361,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnbench: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `rnnbench list optimizers | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

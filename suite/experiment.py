@@ -16,10 +16,14 @@ An experiment file (shipped ones live in ``suite/experiments/*.toml`` and run by
     model = "elman"                    # default: the task's fixed model, else "elman"
     hidden = 8
     label = "adding-20"                # optional display label
+    budget = { fe = 1e6 }              # optional: replaces the top-level budget here
 
     [[optimizers]]                     # registered name; every other key is a hyper-parameter
     name = "adam"
     lr = 0.01
+    problems = ["adding-20"]           # optional: the problem labels it runs on (default all)
+
+    [tuning]                           # optional: a tuning phase, see suite.tuning
 
     [quick]                            # profile overrides: whole-value replacement of the
     seeds = 2                          # top-level keys (seeds, budget, problems, ...)
@@ -67,7 +71,17 @@ KIND_MODULES: dict[str, str] = {
 """Modules that register the non-default kinds, imported when an experiment names the kind."""
 
 COMMON_KEYS = ("name", "description", "kind", "seed", "quick", "full")
-COMPARE_KEYS = ("seeds", "budget", "checkpoints_per_decade", "problems", "optimizers")
+COMPARE_KEYS = (
+    "seeds",
+    "budget",
+    "checkpoints_per_decade",
+    "problems",
+    "optimizers",
+    "tuning",
+    "tuned",
+)
+"""Top-level keys of a compare experiment besides :data:`COMMON_KEYS`. ``tuning`` is read by
+:mod:`suite.tuning` (the tuning phase); ``tuned`` lists the entries it tuned (informational)."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 ExpandFn = Callable[[dict, str], Sequence[Unit]]
@@ -192,20 +206,24 @@ def parse_budget(value: Any, where: str = "budget") -> dict[str, float | None]:
 
 @dataclass(frozen=True)
 class ProblemSpec:
-    """A resolved problem entry: task spec, model spec (defaults filled in) and a label."""
+    """A resolved problem entry: task spec, model spec (defaults filled in), a label and an
+    optional budget of its own (``None``: the experiment's)."""
 
     task: dict
     model: dict
     label: str
+    budget: dict | None = None
 
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    """A resolved optimizer entry: registered name, all hyper-parameters and a label."""
+    """A resolved optimizer entry: registered name, all hyper-parameters, a label and the
+    problem labels it runs on (``None``: all)."""
 
     name: str
     params: dict
     label: str
+    problems: tuple[str, ...] | None = None
 
     def spec(self) -> dict:
         """``{"name": ..., "params": {...}}`` as in a record."""
@@ -245,6 +263,7 @@ def parse_problem(entry: dict, where: str) -> ProblemSpec:
     task_name = entry.pop("task")
     model_name = entry.pop("model", None)
     label = entry.pop("label", None)
+    budget = parse_budget(entry.pop("budget"), f"{where}.budget") if "budget" in entry else None
     if not isinstance(task_name, str) or task_name not in tasks.names():
         raise ExperimentError(
             f"{where}.task: unknown task {task_name!r}; allowed: {', '.join(tasks.names())}"
@@ -275,19 +294,20 @@ def parse_problem(entry: dict, where: str) -> ProblemSpec:
     if unknown:
         raise ExperimentError(
             f"{where}: unknown key(s) {', '.join(map(repr, unknown))} for task {task_name!r} "
-            f"with model {model_name!r}; allowed: task, model, label, task parameters "
+            f"with model {model_name!r}; allowed: task, model, label, budget, task parameters "
             f"({', '.join(task_keys) or 'none'}), model options ({', '.join(model_keys) or 'none'})"
         )
     task = _call(tasks.get, where, task_name, **task_params)
     model = _call(make_model, where, model_name, task.n_in, task.n_out, **model_options)
     if label is None:
         label = f"{_label(task_name, task_params)} / {_label(model_name, model_options)}"
-    return ProblemSpec(task=dict(task.spec()), model=dict(model.spec()), label=label)
+    return ProblemSpec(task=dict(task.spec()), model=dict(model.spec()), label=label, budget=budget)
 
 
 def parse_problems(value: Any, where: str = "problems") -> list[ProblemSpec]:
-    """Resolve a ``[[problems]]`` array: task, optional model and label, the rest split between
-    the task's parameters and the model's options (``suite.problem.MODEL_OPTIONS``).
+    """Resolve a ``[[problems]]`` array: task, optional model, label and budget (a table like the
+    top-level one, replacing it for this problem), the rest split between the task's parameters
+    and the model's options (``suite.problem.MODEL_OPTIONS``).
 
     Labels must be unique (the default label lists the keys given in the file).
     """
@@ -303,6 +323,15 @@ def parse_optimizer(entry: dict, where: str) -> OptimizerSpec:
     entry = dict(entry)
     name = entry.pop("name", None)
     label = entry.pop("label", None)
+    problems = entry.pop("problems", None)
+    if problems is not None and (
+        not isinstance(problems, list)
+        or not problems
+        or not all(isinstance(p, str) for p in problems)
+    ):
+        raise ExperimentError(
+            f"{where}.problems: must be a non-empty array of problem labels, got {problems!r}"
+        )
     if not isinstance(name, str) or name not in optimizer_names():
         what = "missing key 'name'" if name is None else f"unknown optimizer {name!r}"
         raise ExperimentError(
@@ -313,18 +342,46 @@ def parse_optimizer(entry: dict, where: str) -> OptimizerSpec:
     opt = _call(get_optimizer, where, name, **entry)
     resolved = spec(opt)
     return OptimizerSpec(
-        name=resolved["name"], params=dict(resolved["params"]), label=label or display_name(opt)
+        name=resolved["name"],
+        params=dict(resolved["params"]),
+        label=label or display_name(opt),
+        problems=None if problems is None else tuple(problems),
     )
 
 
 def parse_optimizers(value: Any, where: str = "optimizers") -> list[OptimizerSpec]:
-    """Resolve an ``[[optimizers]]`` array: ``name``, optional ``label``, hyper-parameters.
+    """Resolve an ``[[optimizers]]`` array: ``name``, optional ``label`` and ``problems`` (the
+    problem labels the entry runs on; default all), hyper-parameters.
 
-    Labels (by default the display name, e.g. ``adam(lr=0.03)``) must be unique.
+    Labels (by default the display name, e.g. ``adam(lr=0.03)``) must be unique among the
+    entries that run on the same problem (see :func:`plan`).
     """
-    optimizers = [parse_optimizer(e, f"{where}[{i}]") for i, e in enumerate(_tables(value, where))]
-    _unique([o.label for o in optimizers], where, "optimizer entries (same configuration twice?)")
-    return optimizers
+    return [parse_optimizer(e, f"{where}[{i}]") for i, e in enumerate(_tables(value, where))]
+
+
+def plan(
+    problems: list[ProblemSpec], optimizers: list[OptimizerSpec], where: str = "optimizers"
+) -> list[tuple[ProblemSpec, list[OptimizerSpec]]]:
+    """Which optimizer entries run on which problem; checks the ``problems`` restrictions name
+    known problem labels and that no problem gets two entries with the same label."""
+    labels = [p.label for p in problems]
+    for i, o in enumerate(optimizers):
+        unknown = [x for x in o.problems or () if x not in labels]
+        if unknown:
+            raise ExperimentError(
+                f"{where}[{i}].problems: unknown problem label(s) {', '.join(map(repr, unknown))};"
+                f" allowed: {', '.join(labels)}"
+            )
+    pairs = []
+    for p in problems:
+        entries = [o for o in optimizers if o.problems is None or p.label in o.problems]
+        _unique(
+            [o.label for o in entries],
+            where,
+            f"optimizer entries on problem {p.label!r} (same configuration twice?)",
+        )
+        pairs.append((p, entries))
+    return pairs
 
 
 def _unique(labels: list[str], where: str, what: str) -> None:
@@ -355,19 +412,19 @@ def expand_compare(d: dict, profile: str) -> list[Unit]:
     seeds = parse_seeds(d.get("seeds", 1))
     budget = parse_budget(d["budget"])
     cpd = _int(d.get("checkpoints_per_decade", 10), "checkpoints_per_decade", 1)
-    problems = parse_problems(d["problems"])
-    optimizers = parse_optimizers(d["optimizers"])
+    _check_tuning_keys(d)
+    pairs = plan(parse_problems(d["problems"]), parse_optimizers(d["optimizers"]))
     units: list[Unit] = []
     for seed in seeds:
-        for p in problems:
-            for o in optimizers:
+        for p, entries in pairs:
+            for o in entries:
                 units.append(
                     Trial(
                         experiment=d["name"],
                         task=p.task,
                         model=p.model,
                         optimizer=o.spec(),
-                        budget=budget,
+                        budget=p.budget or budget,
                         seed=seed,
                         experiment_seed=d["seed"],
                         checkpoints_per_decade=cpd,
@@ -377,17 +434,37 @@ def expand_compare(d: dict, profile: str) -> list[Unit]:
     return units
 
 
+def _check_tuning_keys(d: dict) -> None:
+    if "tuning" in d and not isinstance(d["tuning"], dict):
+        raise ExperimentError(f"tuning: must be a table, got {_type_name(d['tuning'])}")
+    tuned = d.get("tuned", [])
+    if not isinstance(tuned, list) or not all(isinstance(t, str) for t in tuned):
+        raise ExperimentError(f"tuned: must be an array of optimizer labels, got {tuned!r}")
+
+
 def _compare_spec(d: dict) -> dict:
     """The resolved spec of a compare experiment (for ``experiment.json``)."""
     problems = parse_problems(d["problems"])
     optimizers = parse_optimizers(d["optimizers"])
-    return {
+    spec = {
         "seeds": parse_seeds(d.get("seeds", 1)),
         "budget": parse_budget(d["budget"]),
         "checkpoints_per_decade": d.get("checkpoints_per_decade", 10),
-        "problems": [{"label": p.label, "task": p.task, "model": p.model} for p in problems],
-        "optimizers": [{"label": o.label, **o.spec()} for o in optimizers],
+        "problems": [
+            {"label": p.label, "task": p.task, "model": p.model}
+            | ({} if p.budget is None else {"budget": p.budget})
+            for p in problems
+        ],
+        "optimizers": [
+            {"label": o.label, **o.spec()}
+            | ({} if o.problems is None else {"problems": list(o.problems)})
+            for o in optimizers
+        ],
     }
+    for key in ("tuning", "tuned"):
+        if key in d:
+            spec[key] = d[key]
+    return spec
 
 
 register_kind("compare", expand_compare)

@@ -90,6 +90,7 @@ networks", ICML.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 from dataclasses import dataclass
@@ -177,9 +178,25 @@ def _loss_sums(Z: np.ndarray, Y: np.ndarray, Mo: np.ndarray, kind: str):
     else:
         terms = np.logaddexp(0.0, Z) - Y * Z
         dZ = Mo * (expit(Z) - Y)
-    N = Z.shape[0]
-    S = (terms * Mo).reshape(N, -1).sum(axis=1)
+    S = (terms * Mo).sum(axis=tuple(range(1, Z.ndim)))
     return S, dZ
+
+
+def _flat(A: np.ndarray) -> np.ndarray:
+    """A[N, ...] -> [N, prod(...)] (also for N = 0)."""
+    return A.reshape(A.shape[0], math.prod(A.shape[1:]))
+
+
+def _quiet(method):
+    """Run a compute method without floating-point warnings: huge or non-finite parameters give
+    inf / nan losses, which the Problem records (as +inf) and counts; that is not an error."""
+
+    @functools.wraps(method)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 # ----------------------------------------------------------------------------- scratch memory
@@ -310,10 +327,12 @@ class Model:
         return theta, (X, Y, M), h, h_prime
 
     # --- public interface shared by all models
+    @_quiet
     def loss(self, theta: np.ndarray, split: Any, kind: str) -> np.ndarray:
         """Loss L[N] (float64) of every row of theta[N, P] on the split."""
         return self._loss(self._theta(theta), self._data(split), _check_kind(kind))
 
+    @_quiet
     def loss_and_grad(
         self, theta: np.ndarray, split: Any, kind: str, truncate: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -337,7 +356,7 @@ class Model:
                 raise ValueError(
                     f"block {key!r} must have shape {(*lead, *shape)} (got {arr.shape})"
                 )
-            parts.append(arr.reshape(*lead, -1))
+            parts.append(arr.reshape(*lead, math.prod(shape)))
         return self._assemble(parts, lead)
 
     # --- to implement
@@ -416,11 +435,11 @@ class _Recurrent(Model):
     def _weights(self, theta: np.ndarray):
         """(W[N, H, K], W_o[N, O, H] or None, c[N, O] or None) in the compute dtype."""
         H, K = self.hidden, self._K
-        W = theta[:, : H * K].reshape(-1, H, K).astype(self.dtype)
+        W = theta[:, : H * K].reshape(len(theta), H, K).astype(self.dtype)
         if not self.has_readout:
             return W, None, None
         O = self.n_out
-        Wo = theta[:, H * K : H * K + O * H].reshape(-1, O, H).astype(self.dtype)
+        Wo = theta[:, H * K : H * K + O * H].reshape(len(theta), O, H).astype(self.dtype)
         c = theta[:, H * K + O * H :].astype(self.dtype)
         return W, Wo, c
 
@@ -451,10 +470,9 @@ class _Recurrent(Model):
     def _gradient(self, dW, dZ, HS) -> np.ndarray:
         """Flat G[N, P] in float64 from dL/dW[N, H, K] and the read-out terms
         dL/dW_o = sum dZ h^T, dL/dc = sum dZ."""
-        N = dW.shape[0]
-        parts = [dW.reshape(N, -1)]
+        parts = [_flat(dW)]
         if self.has_readout:
-            parts.append(np.matmul(dZ, HS.transpose(0, 1, 3, 2)).sum(axis=1).reshape(N, -1))
+            parts.append(_flat(np.matmul(dZ, HS.transpose(0, 1, 3, 2)).sum(axis=1)))
             parts.append(dZ.sum(axis=(1, 3)))
         return np.concatenate(parts, axis=1).astype(np.float64)
 
@@ -560,6 +578,7 @@ class _Recurrent(Model):
         return np.matmul(dA, Vin.transpose(0, 1, 3, 2)).sum(axis=1)
 
     # --- public methods
+    @_quiet
     def forward(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Outputs Z[N, B, T, O] (float64) at every step."""
         theta = self._theta(theta)
@@ -567,6 +586,7 @@ class _Recurrent(Model):
         Z = self._readout(Wo, c, self._all_hidden(theta, self._inputs(X)))
         return Z.transpose(0, 3, 1, 2).astype(np.float64)
 
+    @_quiet
     def hidden_states(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Hidden states Hs[N, B, T, H] (float64) at every step."""
         HS = self._all_hidden(self._theta(theta), self._inputs(X))
@@ -627,6 +647,7 @@ class _Recurrent(Model):
         states = self._new_states(1, np.zeros((T, self.n_used, B), self.dtype))
         return OnlineState(0, T, B, data.weight, states)
 
+    @_quiet
     def online_chunk(self, theta, split, kind, state, h, h_prime):
         """One BPTT(h; h') chunk (Williams & Peng 1990) for a single theta[P].
 
@@ -702,12 +723,12 @@ class Elman(_Recurrent):
         """Named views {W_h[N,H,H], W_x[N,H,I], b[N,H], W_o[N,O,H], c[N,O]} of theta[N, P]."""
         theta = self._theta(theta)
         H, I, K, O = self.hidden, self.n_in, self._K, self.n_out
-        W = theta[:, : H * K].reshape(-1, H, K)
+        W = theta[:, : H * K].reshape(len(theta), H, K)
         return {
             "W_h": W[:, :, :H],
             "W_x": W[:, :, H : H + I],
             "b": W[:, :, H + I],
-            "W_o": theta[:, H * K : H * K + O * H].reshape(-1, O, H),
+            "W_o": theta[:, H * K : H * K + O * H].reshape(len(theta), O, H),
             "c": theta[:, H * K + O * H :],
         }
 
@@ -718,7 +739,7 @@ class Elman(_Recurrent):
             [Wh.reshape(*lead, H, H), Wx.reshape(*lead, H, self.n_in), b.reshape(*lead, H, 1)],
             axis=-1,
         )
-        return np.concatenate([W.reshape(*lead, -1), Wo, c], axis=-1)
+        return np.concatenate([W.reshape(*lead, H * self._K), Wo, c], axis=-1)
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
         """W_x ~ N(0, 1/I), W_h ~ N(0, 1) rescaled to the exact spectral radius (largest
@@ -819,19 +840,19 @@ class TDNN(Model):
         """Named views {W_x[N, H, w I], b[N, H], W_o[N, O, H], c[N, O]} of theta[N, P]."""
         theta = self._theta(theta)
         H, K, O = self.hidden, self._K, self.n_out
-        W = theta[:, : H * K].reshape(-1, H, K)
+        W = theta[:, : H * K].reshape(len(theta), H, K)
         return {
             "W_x": W[:, :, : K - 1],
             "b": W[:, :, K - 1],
-            "W_o": theta[:, H * K : H * K + O * H].reshape(-1, O, H),
+            "W_o": theta[:, H * K : H * K + O * H].reshape(len(theta), O, H),
             "c": theta[:, H * K + O * H :],
         }
 
     def _assemble(self, parts, lead):
         Wx, b, Wo, c = parts
         H = self.hidden
-        W = np.concatenate([Wx.reshape(*lead, H, -1), b.reshape(*lead, H, 1)], axis=-1)
-        return np.concatenate([W.reshape(*lead, -1), Wo, c], axis=-1)
+        W = np.concatenate([Wx.reshape(*lead, H, self._K - 1), b.reshape(*lead, H, 1)], axis=-1)
+        return np.concatenate([W.reshape(*lead, H * self._K), Wo, c], axis=-1)
 
     def init(self, rng: np.random.Generator) -> np.ndarray:
         """W_x ~ N(0, 1/(w I)) (its fan-in), W_o ~ N(0, 1/H), biases 0; drawn in that order."""
@@ -848,14 +869,14 @@ class TDNN(Model):
         Xp[:, w - 1 :] = X
         lags = steps[:, None] + (w - 1) - np.arange(w)  # column l holds x_{s-l}
         U = np.empty((B, len(steps), self._K), self.dtype)
-        U[:, :, :-1] = Xp[:, lags].reshape(B, len(steps), -1)
+        U[:, :, :-1] = Xp[:, lags].reshape(B, len(steps), w * I)
         U[:, :, -1] = 1.0
-        return U.reshape(-1, self._K)
+        return U.reshape(B * len(steps), self._K)
 
     def _weights(self, theta):
         H, K, O = self.hidden, self._K, self.n_out
-        W = theta[:, : H * K].reshape(-1, H, K).astype(self.dtype)
-        Wo = theta[:, H * K : H * K + O * H].reshape(-1, O, H).astype(self.dtype)
+        W = theta[:, : H * K].reshape(len(theta), H, K).astype(self.dtype)
+        Wo = theta[:, H * K : H * K + O * H].reshape(len(theta), O, H).astype(self.dtype)
         c = theta[:, H * K + O * H :].astype(self.dtype)
         return W, Wo, c
 
@@ -868,12 +889,13 @@ class TDNN(Model):
         Z += c[:, None, :]
         return Wo, U, Hh, Z
 
+    @_quiet
     def forward(self, theta: np.ndarray, X: np.ndarray) -> np.ndarray:
         """Outputs Z[N, B, T, O] (float64) at every step."""
         theta, X = self._theta(theta), self._inputs(X)
         B, T, _ = X.shape
         Z = self._outputs(theta, X, np.arange(T))[3]
-        return Z.reshape(-1, B, T, self.n_out).astype(np.float64)
+        return Z.reshape(len(theta), B, T, self.n_out).astype(np.float64)
 
     def _sums(self, theta, X, Y, M, steps, kind, grad):
         """Unnormalised loss sums of the terms at ``steps`` and, if asked, their gradient:
@@ -882,15 +904,15 @@ class TDNN(Model):
         """
         N, B, m = theta.shape[0], X.shape[0], len(steps)
         Wo, U, Hh, Z = self._outputs(theta, X, steps)
-        S, dZ = _loss_sums(Z.reshape(N, B, m, -1), Y[:, steps], M[:, steps, None], kind)
+        S, dZ = _loss_sums(Z.reshape(N, B, m, self.n_out), Y[:, steps], M[:, steps, None], kind)
         if not grad:
             return S, None
-        dZ = dZ.reshape(N, B * m, -1).astype(self.dtype)
+        dZ = dZ.reshape(N, B * m, self.n_out).astype(self.dtype)
         dA = np.matmul(dZ, Wo)
         dA *= 1.0 - Hh * Hh
         G = [
-            np.matmul(dA.transpose(0, 2, 1), U).reshape(N, -1),
-            np.matmul(dZ.transpose(0, 2, 1), Hh).reshape(N, -1),
+            _flat(np.matmul(dA.transpose(0, 2, 1), U)),
+            _flat(np.matmul(dZ.transpose(0, 2, 1), Hh)),
             dZ.sum(axis=1),
         ]
         return S, np.concatenate(G, axis=1).astype(np.float64)
@@ -919,6 +941,7 @@ class TDNN(Model):
         B, T = data.X.shape[:2]
         return OnlineState(0, T, B, data.weight, None)
 
+    @_quiet
     def online_chunk(self, theta, split, kind, state, h, h_prime):
         """Evaluate the windows of the loss steps in t0 .. t0 + h' - 1 (h only validated: the
         TDNN has no recurrence).  Same return values as the recurrent models."""

@@ -30,8 +30,15 @@ Training, per start (rows stop individually; stopped rows are masked out of late
    the basin; L-BFGS, a monotone descent method, finds its bottom quickly, where plain GD or Adam
    would crawl (the ``SCIENCE.md`` pitfall: unconverged end points measure plateau escape speed,
    not minima). ``polish = "none"`` turns it off.
+3. *Newton phase* (with L-BFGS polishing, for models of at most ``newton_max_params``
+   parameters): rows still not converged and without clearly negative curvature take up to
+   ``newton_steps`` pseudo-inverse Newton steps on the dense finite-difference Hessian
+   (quadratic convergence where L-BFGS stalls in ill-conditioned valleys); indefinite rows are
+   left alone, so Newton is never drawn to a saddle.
 
-Status of a start: ``converged`` (``||g|| <= gtol``), ``max_steps`` (not converged within both
+Status of a start: ``converged`` (``||g|| <= gtol``, or a loss below ``1e-12`` of the
+baseline: a global minimum at float64 resolution, where the gradient of a cliff edge can stay
+large), ``max_steps`` (not converged within both
 caps: counted separately by the analysis) or ``diverged``.
 
 Cost. Every call goes through the Problem's counters; a call on ``n`` rows costs ``n`` times a
@@ -73,7 +80,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -95,7 +102,9 @@ class Method:
     ``max_steps``: cap of the method phase; ``gtol_rel``: converged when the full-batch gradient
     norm is ``<= gtol_rel * baseline_loss``; ``check_every``: steps between full-gradient checks
     on minibatches; ``polish``: ``"lbfgs"`` or ``"none"``; ``polish_steps``: cap of L-BFGS
-    iterations; ``memory``: L-BFGS pairs kept; ``label``: display label (default: ``name`` plus
+    iterations; ``memory``: L-BFGS pairs kept; ``newton_steps``: cap of the final Newton
+    iterations (used only for models with at most ``newton_max_params`` parameters, where the
+    dense Hessian is affordable); ``label``: display label (default: ``name`` plus
     the non-default fields).
     """
 
@@ -113,6 +122,8 @@ class Method:
     polish: str = "lbfgs"
     polish_steps: int = 3000
     memory: int = 10
+    newton_steps: int = 10
+    newton_max_params: int = 300
     label: str | None = None
 
     def __post_init__(self) -> None:
@@ -128,8 +139,10 @@ class Method:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
         if self.clip is not None:
             _positive("clip", self.clip)
-        for name in ("max_steps", "check_every", "polish_steps", "memory"):
-            _count(name, getattr(self, name), 0 if name in ("max_steps", "polish_steps") else 1)
+        for name in ("max_steps", "check_every", "polish_steps", "memory", "newton_steps"):
+            low = 0 if name in ("max_steps", "polish_steps", "newton_steps") else 1
+            _count(name, getattr(self, name), low)
+        _count("newton_max_params", self.newton_max_params, 0)
         if self.batch_size is not None:
             _count("batch_size", self.batch_size, 1)
         if self.label is not None and (not isinstance(self.label, str) or not self.label.strip()):
@@ -195,7 +208,8 @@ class MultiStartResult:
 
     ``theta[N, P]`` end points; ``loss[N]`` full train loss; ``grad_norm[N]`` full-batch gradient
     norm; ``status[N]`` (:data:`STATUSES`); ``steps[N]`` method steps; ``polish_steps[N]``
-    L-BFGS iterations; ``fe[N]`` cost charged to each start; ``trace_steps[N, K]`` and
+    L-BFGS iterations; ``newton_steps[N]`` Newton iterations; ``fe[N]`` cost charged to each
+    start; ``trace_steps[N, K]`` and
     ``trace_loss[N, K]`` a log-spaced trace of the full-batch loss (slot ``k``: the first loss
     seen after ``u`` updates with ``u + 1`` in ``[2^k, 2^(k+1))``, NaN if none); ``total_fe``;
     ``seconds`` wall time; ``gtol`` the absolute gradient tolerance used.
@@ -207,6 +221,7 @@ class MultiStartResult:
     status: np.ndarray
     steps: np.ndarray
     polish_steps: np.ndarray
+    newton_steps: np.ndarray
     fe: np.ndarray
     trace_steps: np.ndarray
     trace_loss: np.ndarray
@@ -303,7 +318,10 @@ def train_batch(
             f"batch_size {method.batch_size} exceeds the {problem.n_train} training sequences"
         )
     n = theta.shape[0]
-    gtol = method.gtol_rel * float(problem.baseline_loss)
+    gtol = _Tol(
+        method.gtol_rel * float(problem.baseline_loss),
+        ZERO_LOSS_REL * float(problem.baseline_loss),
+    )
     n_slots = int(math.floor(math.log2(method.max_steps + method.polish_steps + 2))) + 1
     charger = _Charger(problem, n, n_slots)
     fe0 = problem.counters.fe
@@ -322,12 +340,21 @@ def train_batch(
         )
     # Final full-batch loss and gradient of rows whose last values came from minibatches or
     # from before their last update.
+    newton_steps = np.zeros(n, dtype=np.int64)
+    if (
+        method.polish == "lbfgs"
+        and method.newton_steps > 0
+        and problem.dim <= method.newton_max_params
+    ):
+        pending = np.flatnonzero(status == "max_steps")
+        if pending.size:
+            _newton_phase(charger, theta, pending, method, gtol, loss, gnorm, status, newton_steps)
     stale = active if method.polish == "none" else active[:0]
     if stale.size:
         L, G = charger.loss_and_grad(stale, theta[stale])
         loss[stale], gnorm[stale] = L, _norm(G)
         charger.record(stale, steps[stale], L)
-        conv = np.isfinite(L) & (gnorm[stale] <= gtol)
+        conv = np.isfinite(L) & gtol.ok(L, gnorm[stale])
         status[stale[conv]] = "converged"
         status[stale[~np.isfinite(L)]] = "diverged"
     return MultiStartResult(
@@ -337,13 +364,28 @@ def train_batch(
         status=status.astype(str),
         steps=steps,
         polish_steps=polish_steps,
+        newton_steps=newton_steps,
         fe=charger.fe,
         trace_steps=charger.trace_steps,
         trace_loss=charger.trace_loss,
         total_fe=float(problem.counters.fe - fe0),
         seconds=time.perf_counter() - t0,
-        gtol=gtol,
+        gtol=gtol.grad,
     )
+
+
+ZERO_LOSS_REL = 1e-12
+"""A loss below this fraction of the baseline counts as converged (a global minimum at float64
+resolution: the losses are non-negative, and at a cliff edge the gradient of a zero loss can
+stay large, see the cliff task)."""
+
+
+class _Tol(NamedTuple):
+    grad: float
+    loss: float
+
+    def ok(self, loss: np.ndarray, gnorm: np.ndarray) -> np.ndarray:
+        return (np.asarray(gnorm) <= self.grad) | (np.asarray(loss) <= self.loss)
 
 
 def _norm(g: np.ndarray) -> np.ndarray:
@@ -357,7 +399,7 @@ def _method_phase(
     theta: np.ndarray,
     active: np.ndarray,
     method: Method,
-    gtol: float,
+    gtol: _Tol,
     rng: np.random.Generator | None,
     loss: np.ndarray,
     gnorm: np.ndarray,
@@ -380,7 +422,7 @@ def _method_phase(
             gn = _norm(G)
             loss[active], gnorm[active] = L, gn
             charger.record(active, steps[active], L)
-            done = np.isfinite(L) & (gn <= gtol)
+            done = np.isfinite(L) & gtol.ok(L, gn)
             bad = ~np.isfinite(L)
             active, state = _retire(active, state, done, bad, status)
             if active.size == 0:
@@ -396,7 +438,7 @@ def _method_phase(
             loss[active], gnorm[active] = L, gn
             charger.record(active, steps[active], L)
             bad = ~np.isfinite(L)
-            done = ~bad & (gn <= gtol)
+            done = ~bad & gtol.ok(L, gn)
         if done.any() or bad.any():
             keep = ~(done | bad)
             G = G[keep]
@@ -427,7 +469,7 @@ def _lbfgs_phase(
     theta: np.ndarray,
     active: np.ndarray,
     method: Method,
-    gtol: float,
+    gtol: _Tol,
     loss: np.ndarray,
     gnorm: np.ndarray,
     status: np.ndarray,
@@ -451,7 +493,7 @@ def _lbfgs_phase(
     gn = _norm(G)
     loss[active], gnorm[active] = L, gn
     charger.record(active, steps_before[active], L)
-    done = np.isfinite(L) & (gn <= gtol)
+    done = np.isfinite(L) & gtol.ok(L, gn)
     bad = ~np.isfinite(L)
     status[active[done]] = "converged"
     status[active[bad]] = "diverged"
@@ -513,13 +555,94 @@ def _lbfgs_phase(
         gn = _norm(G)
         loss[active], gnorm[active] = L, gn
         charger.record(active, steps_before[active] + polish_steps[active], L)
-        done = accepted & (gn <= gtol)
+        done = accepted & gtol.ok(L, gn)
         stuck = ~accepted  # no decrease found: stop, keep the point
         status[active[done]] = "converged"
         keep = ~(done | stuck)
         active, L, G = active[keep], L[keep], G[keep]
         S, Y, rho, count, head = S[keep], Y[keep], rho[keep], count[keep], head[keep]
     return active
+
+
+def _newton_phase(
+    charger: _Charger,
+    theta: np.ndarray,
+    active: np.ndarray,
+    method: Method,
+    gtol: _Tol,
+    loss: np.ndarray,
+    gnorm: np.ndarray,
+    status: np.ndarray,
+    newton_steps: np.ndarray,
+    noise_rel: float = 1e-9,
+    c1: float = 1e-4,
+    max_backtracks: int = 20,
+) -> None:
+    """Batched Newton polishing of rows with no clearly negative curvature.
+
+    At each iteration the dense Hessian (central differences of the gradient,
+    :func:`suite.analysis.optima.hessian_fd`) is decomposed, ``H = V diag(w) V^T``. A row whose
+    smallest eigenvalue is below ``-c`` (``c = noise_rel * max(w)``) is indefinite: Newton would
+    be drawn to the saddle, so the row leaves the phase. Otherwise the step is the
+    pseudo-inverse Newton step ``d = -sum_{w_i > c} v_i (v_i' g) / w_i`` (directions with
+    curvature at the noise level are left alone), accepted by backtracking when it decreases
+    both the loss (Armijo) and the gradient norm (so the phase never leaves a row with a larger
+    gradient than L-BFGS did, e.g. after a step out of the quadratic region). Rows stop
+    when converged, when no decrease is found, or after ``method.newton_steps`` iterations.
+    """
+    from suite.analysis.optima import hessian_fd
+
+    p = theta.shape[1]
+    for _ in range(method.newton_steps):
+        if active.size == 0:
+            return
+        L, G = charger.loss_and_grad(active, theta[active])
+        before = charger.problem.counters.fe
+        H = hessian_fd(
+            lambda rows: charger.problem.loss_and_grad(rows),
+            theta[active],
+            max_rows=max(charger._block(None), 2 * p),
+        )
+        charger.fe[active] += (charger.problem.counters.fe - before) / active.size
+        ok = np.isfinite(H).all(axis=(1, 2)) & np.isfinite(L)
+        w = np.full((active.size, p), np.nan)
+        V = np.zeros((active.size, p, p))
+        if ok.any():
+            w[ok], V[ok] = np.linalg.eigh(H[ok])
+        cut = noise_rel * np.nanmax(np.abs(w), axis=1, initial=0.0)
+        convex = ok & (w[:, 0] >= -cut)
+        vg = np.einsum("npk,np->nk", V, G)
+        inv = np.where(w > cut[:, None], 1.0 / np.where(w > cut[:, None], w, 1.0), 0.0)
+        d = -np.einsum("npk,nk->np", V, inv * vg)
+        gd = np.einsum("np,np->n", G, d)
+        convex &= gd < 0
+        active, L, G, d, gd = active[convex], L[convex], G[convex], d[convex], gd[convex]
+        t = np.ones(active.size)
+        pending = np.arange(active.size)
+        accepted = np.zeros(active.size, dtype=bool)
+        new_L = np.full(active.size, np.inf)
+        new_G = np.zeros_like(G)
+        for _bt in range(max_backtracks):
+            if pending.size == 0:
+                break
+            trial = theta[active[pending]] + t[pending, None] * d[pending]
+            Lt, Gt = charger.loss_and_grad(active[pending], trial)
+            good = np.isfinite(Lt) & (Lt <= L[pending] + c1 * t[pending] * gd[pending])
+            good &= np.isfinite(Gt).all(axis=1)
+            good &= _norm(Gt) < _norm(G[pending])
+            acc = pending[good]
+            new_L[acc], new_G[acc] = Lt[good], Gt[good]
+            accepted[acc] = True
+            pending = pending[~good]
+            t[pending] *= 0.5
+        acc = np.flatnonzero(accepted)
+        rows = active[acc]
+        theta[rows] += t[acc, None] * d[acc]
+        newton_steps[rows] += 1
+        loss[rows], gnorm[rows] = new_L[acc], _norm(new_G[acc])
+        done = gtol.ok(loss[rows], gnorm[rows])
+        status[rows[done]] = "converged"
+        active = rows[~done]
 
 
 def _two_loop(
@@ -657,7 +780,7 @@ def run_chunk(unit: MultiStartChunk) -> list[dict]:
     ``"error"`` with ``error`` the traceback), ``final_train_loss``, ``final_test_loss``,
     ``grad_norm``, ``gtol``, ``steps``, ``polish_steps``, ``counters`` (``fe`` charged to this
     start, ``fe_share`` = chunk total / starts), ``analysis_fe``, ``lambda_min``,
-    ``lambda_max`` (NaN unless converged and ``hessian``), ``baseline_loss``, ``target_loss``,
+    ``lambda_max`` (NaN if diverged or without ``hessian``), ``baseline_loss``, ``target_loss``,
     ``theta`` (the end point), ``time`` (``wall`` = chunk wall time / starts), ``provenance``.
     """
     import traceback
@@ -698,7 +821,9 @@ def run_chunk(unit: MultiStartChunk) -> list[dict]:
         res = train_batch(problem, theta0, method, rng)
         eigs = np.full((len(unit.seeds), 2), np.nan)
         fe_before = problem.counters.fe
-        conv = res.status == "converged"
+        # curvature at every end point that did not diverge: converged ones are classified by
+        # it, unconverged ones can be recognised as plateaus (see suite.analysis.optima)
+        conv = res.status != "diverged"
         if unit.hessian and conv.any():
             eigs[conv] = curvature(problem.loss_and_grad, res.theta[conv])
         analysis_fe = (problem.counters.fe - fe_before) / max(int(conv.sum()), 1)

@@ -154,12 +154,22 @@ class _ProcessBackend(_Backend):
         self.pool = self._make()
 
     def _make(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(
+        pool = cf.ProcessPoolExecutor(
             max_workers=self.slots,
             mp_context=_mp_context(),
             initializer=worker_init,
             initargs=(self.plugins,),
         )
+        try:  # a worker that cannot even start would otherwise cost every unit
+            pool.submit(os.getpid).result()
+        except cf.process.BrokenProcessPool:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise RuntimeError(
+                "worker processes die while starting (see the messages above). Run from a "
+                "script or module whose top-level code is under `if __name__ == '__main__':` "
+                "(not from standard input), check the --plugin modules, or use jobs=1"
+            ) from None
+        return pool
 
     def submit(self, unit: Unit) -> cf.Future:
         return self.pool.submit(run_unit, unit, self.plugins)
@@ -212,7 +222,13 @@ class _DaskBackend(_Backend):
             self.client = Client(self.cluster)
             self.name = f"dask LocalCluster({jobs})"
         else:
-            self.client = Client(address)
+            try:
+                self.client = Client(address, timeout=30)
+            except (OSError, TimeoutError, ValueError) as exc:
+                raise ValueError(
+                    f"cannot connect to the Dask scheduler at {address!r} ({exc}); give "
+                    "'local' or a scheduler address such as tcp://host:8786"
+                ) from None
             self.name = f"dask {address}"
         threads = sum(self.client.nthreads().values())
         self.slots = max(1, threads)
@@ -366,6 +382,45 @@ def _run_pool(units: list[Unit], loop: _Loop, backend: _Backend) -> None:
                 retry.append(unit)
 
 
+def _run(
+    experiment: Experiment,
+    directory: Path,
+    summary: RunSummary,
+    backend: _Backend | None,
+    jobs: int,
+    plugins: tuple[str, ...],
+    progress: bool,
+) -> None:
+    store = Store(directory)
+    store.write_experiment(experiment.spec)
+    scan = store.sync()
+    summary.corrupt = len(scan.corrupt)
+    stored = set(scan.entries)
+    pending = [u for u in experiment.units if not set(u.keys()) <= stored]
+    summary.skipped = summary.total - len(pending)
+    bar = _progress(summary.total, summary.skipped, progress and bool(pending))
+    loop = _Loop(store, summary, bar)
+    pool: _Backend | None = None
+    try:
+        if not pending:
+            summary.executor = backend.name if backend else "nothing to run"
+        elif backend is None and jobs == 1:
+            summary.executor = "in-process"
+            _run_inprocess(pending, loop, plugins)
+        else:
+            pool = backend or _ProcessBackend(min(jobs, len(pending)), plugins)
+            summary.executor = pool.name
+            _run_pool(pending, loop, pool)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        _note(bar, "interrupted: stopping workers; finished records are kept")
+    finally:
+        if pool is not None and pool is not backend:
+            pool.close(cancel=summary.interrupted or summary.pending > 0)
+        bar.close()
+        store.close()
+
+
 def run_experiment(
     experiment: Experiment | str | os.PathLike[str],
     out: str | os.PathLike[str] = "results",
@@ -391,40 +446,17 @@ def run_experiment(
         experiment = load_experiment(experiment, profile=profile)
     if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
         raise ValueError(f"jobs must be a positive integer or None, got {jobs!r}")
-    directory = Path(out) / experiment.dirname
-    store = Store(directory)
-    store.write_experiment(experiment.spec)
-    summary = RunSummary(experiment.name, directory, total=len(experiment.units))
-    scan = store.sync()
-    summary.corrupt = len(scan.corrupt)
-    stored = set(scan.entries)
-    pending = [u for u in experiment.units if not set(u.keys()) <= stored]
-    summary.skipped = summary.total - len(pending)
     jobs = jobs or os.cpu_count() or 1
-    bar = _progress(summary.total, summary.skipped, progress and bool(pending))
-    loop = _Loop(store, summary, bar)
+    directory = Path(out) / experiment.dirname
+    summary = RunSummary(experiment.name, directory, total=len(experiment.units))
     backend: _Backend | None = None
-    try:
-        if not pending:
-            summary.executor = "nothing to run"
-        elif dask is None and jobs == 1:
-            summary.executor = "in-process"
-            _run_inprocess(pending, loop, plugins)
-        else:
-            with _thread_env():
-                if dask is not None:
-                    backend = _DaskBackend(dask, jobs, plugins)
-                else:
-                    backend = _ProcessBackend(min(jobs, len(pending)), plugins)
-                summary.executor = backend.name
-                _run_pool(pending, loop, backend)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        _note(bar, "interrupted: stopping workers; finished records are kept")
-    finally:
-        if backend is not None:
-            backend.close(cancel=summary.interrupted or summary.pending > 0)
-        bar.close()
-        store.close()
-        summary.seconds = time.perf_counter() - t0
+    with _thread_env():
+        if dask is not None:  # connect first: a bad address must fail before anything is written
+            backend = _DaskBackend(dask, jobs, plugins)
+        try:
+            _run(experiment, directory, summary, backend, jobs, plugins, progress)
+        finally:
+            if backend is not None:
+                backend.close(cancel=summary.interrupted or summary.pending > 0)
+    summary.seconds = time.perf_counter() - t0
     return summary

@@ -231,9 +231,10 @@ class Store:
 
     def _open_append(self, path: Path, align: int) -> int:
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_BINARY", 0)
+        fd = os.open(path, flags, 0o644)
         size = os.fstat(fd).st_size
-        if align == 0 and size and os.pread(fd, 1, size - 1) != b"\n":
+        if align == 0 and size and _last_byte(path) != b"\n":
             _write_all(fd, b"\n")  # a line cut by a killed writer: end it, it will not parse
         elif align and size % align:
             _write_all(fd, bytes(align - size % align))  # a cut block: realign
@@ -470,6 +471,12 @@ class Store:
                 record["theta"] = theta.tolist()
             out.append(record)
         return out
+
+
+def _last_byte(path: Path) -> bytes:
+    with open(path, "rb") as f:
+        f.seek(-1, os.SEEK_END)
+        return f.read(1)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import math
 import os
-import resource
 import signal
 import sys
 import time
@@ -186,13 +185,17 @@ def _peak_rss_mb(reset_ok: bool) -> float:
                         return int(line.split()[1]) / 1024.0
         except (OSError, ValueError, IndexError):
             pass
+    try:
+        import resource  # POSIX only
+    except ImportError:
+        return math.nan
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (1024.0 * 1024.0) if sys.platform == "darwin" else peak / 1024.0
 
 
 # ----------------------------------------------------------------------------- run one
 def _floats(values: Any) -> list:
-    return [float(v) for v in np.asarray(values, dtype=np.float64).ravel()]
+    return np.asarray(values, dtype=np.float64).ravel().tolist()
 
 
 def _trace(trace: dict) -> dict:

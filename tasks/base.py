@@ -153,7 +153,9 @@ def window_fit_mse(split: Split, window: int, ridge: float = 0.0) -> float:
     of the fitted predictor on the same split, computed by :func:`loss_value`).
     """
     if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+        raise ValueError(f"window must be an integer >= 1, got {window}")
+    if not ridge >= 0:
+        raise ValueError(f"ridge must be a number >= 0, got {ridge}")
     B, T, n_in = split.X.shape
     padded = np.concatenate([np.zeros((B, window - 1, n_in)), split.X], axis=1)
     lags = np.stack([padded[:, window - 1 - k : window - 1 - k + T] for k in range(window)], 2)
@@ -333,6 +335,9 @@ def register(name: str) -> Callable[[TaskType], TaskType]:
             raise TypeError(f"register({name!r}) must decorate a Task subclass")
         if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:
             raise TypeError(f"task {name!r} must be a frozen dataclass")
+        for f in dataclasses.fields(cls):
+            if "param" not in f.metadata:
+                raise TypeError(f"task {name!r}: field {f.name} must be declared with param()")
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"a task named {name!r} is already registered")
         check_loss_kind(cls.loss)

@@ -24,11 +24,21 @@ A sequence has ``T = washout + seq_len`` steps; at step ``t`` the input is ``x'_
 target is ``x'_{t+1}`` (one sample ahead); the first ``washout`` steps carry mask 0.
 
 Loss "mse". Trivial baseline: predicting the train mean of the scored targets (the best
-constant), about 1.0 in normalised units (measured XX).
+constant); measured with the defaults over 200 seeds: mean 0.973, range 0.935-1.008 (normalised
+units).
 
-Target: ``target_loss = TARGET_FACTOR * r`` where ``r`` is the train MSE of the linear
-time-delay reference: an affine least-squares fit of the target on the last ``REF_WINDOW``
-inputs, computed on the generated train split. XX
+Target: ``target_loss = r``, the train MSE of the linear AR(3) reference: an affine
+least-squares fit of the target on the last 3 inputs (:func:`tasks.base.window_fit_mse`),
+computed on each generated train split. Sampled every time unit the series is smooth, so simple
+predictors are already good: measured (defaults, 50 seeds) the last-input fit (close to
+persistence) leaves 0.024 of the baseline, the 2-, 3-, 5- and 10-input fits 5.3e-4, 9.2e-5,
+5.0e-6 and 4.4e-7. The target is thus 9.2e-5 of the baseline (range 8.4e-5 - 1.0e-4 over 200
+seeds): it asks for a real dynamical model (260 times below persistence) yet is reached
+quickly. Reachability (throw-away Elman net, H = 8, full-batch BPTT and scipy's L-BFGS-B, 2
+datasets x 4 random starts): all 8 runs reached it after 39-63 loss-and-gradient evaluations
+and went on to 1.0e-6 - 1.6e-6 of the baseline within 2200. With ``sample_every = 6`` the task
+is harder for linear models (the 3-input fit leaves 0.21 of the baseline, the 10-input one
+0.15) while the Elman net reached about 1e-4 of the baseline.
 """
 
 from __future__ import annotations

@@ -16,22 +16,30 @@ Each sequence is an independent run of the system started at rest: ``y(t) = 0`` 
 the network is shown (no irreducible error). A sequence has ``T = washout + seq_len`` steps;
 at step ``t`` the input is ``u(t)`` and the target is ``y(t+1)``; the first ``washout`` steps
 carry mask 0 (the network sees their inputs but they are not scored), the remaining
-``seq_len`` steps mask 1. Without the washout the first scored targets would depend on inputs
-the network never saw (an irreducible error of about 14% of the baseline, SCIENCE.md).
+``seq_len`` steps mask 1. The washout moves the scored steps past the start-up transient (with
+the default 20 the scored ``y`` has mean 0.381 and standard deviation 0.106, measured) and gives
+the network the ten past inputs every target depends on. (SCIENCE.md: when the first scored
+targets depend on inputs the network never saw, the irreducible error is about 14% of the
+baseline and a target of 10% is never met.)
 
-The system is known to blow up now and then (about 0.5% of runs within 1000 steps, measured);
-a run whose output leaves ``[0, 1]`` (measured: about 0.03% of runs with the default 50 steps)
-is redrawn from the same generator, so the data stay in the usual bounded regime.
+The system is known to blow up now and then (measured: 0.5% of runs within 1000 steps); a run
+whose output leaves ``[0, 1]`` (measured: about 0.03% of runs of the default 50 steps) is
+redrawn from the same generator, so the data stay in the usual bounded regime.
 
 Loss "mse". Trivial baseline: predicting the train mean of the scored targets (the best
-constant). Measured with the defaults over 50 seeds: about 0.0111 (the scored ``y`` has mean
-about 0.38 and standard deviation about 0.106).
+constant); measured with the defaults over 200 seeds: mean 0.0112, range 0.0098-0.0138.
 
-Target: ``target_loss = TARGET_FRACTION * baseline_loss`` with ``TARGET_FRACTION`` below, set
-from measured reference fits on the default setting (see the numbers in the constants'
-comments): an affine least-squares fit of ``y(t+1)`` on the last 20 inputs (a linear time-delay
-model) leaves about XX of the baseline, one with all pairwise products of the last 10 inputs
-about XX, and an Elman net with H = 8 trained by full-batch L-BFGS reached XX.
+Target: ``target_loss = 1.5 r`` where ``r`` is the train MSE of the linear time-delay
+reference, an affine least-squares fit of ``y(t+1)`` on the last 20 inputs ``u(t..t-19)``
+(:func:`tasks.base.window_fit_mse`), computed on each generated train split. Measured with the
+defaults (200 seeds): ``r`` is 0.152 of the baseline (0.133-0.178), so the target is 0.228 of the
+baseline (0.200-0.267). For scale: the same fit on 10 inputs leaves 0.32, one on 11 inputs
+0.23, and one on all products of the last 20 inputs (231 features) 0.02. Reachability
+(throw-away Elman net, H = 8, full-batch BPTT and scipy's L-BFGS-B, 2 datasets x 4 random
+starts): all 8 runs reached the target, after 412-888 loss-and-gradient evaluations, and ended
+at 0.12-0.19 of the baseline after about 2400 evaluations, close to the linear reference; the
+factor 1.5 keeps the target reachable by every run while still asking for the 10-step memory
+(the 10-input fit is above it).
 """
 
 from __future__ import annotations
@@ -55,6 +63,7 @@ U_HIGH = 0.5
 Y_BOUND = 1.0
 REF_WINDOW = 20
 TARGET_FACTOR = 1.5
+MAX_REDRAWS = 100
 
 
 def narma10(u: np.ndarray) -> np.ndarray:
@@ -87,18 +96,23 @@ class Narma10(Task):
 
     n_train: int = param(128, low=1, doc="number of training sequences")
     n_test: int = param(256, low=1, doc="number of test sequences")
-    seq_len: int = param(30, low=1, doc="scored steps per sequence")
-    washout: int = param(20, low=0, doc="unscored leading steps per sequence")
+    seq_len: int = param(30, low=1, high=2000, doc="scored steps per sequence")
+    washout: int = param(20, low=0, high=1000, doc="unscored leading steps per sequence")
 
     def _split(self, rng: np.random.Generator, n: int) -> Split:
         T = self.washout + self.seq_len
         u = rng.uniform(0.0, U_HIGH, size=(n, T))
-        y = narma10(u)
-        bad = np.flatnonzero(~np.all((y >= 0) & (y <= Y_BOUND), axis=1))
-        while bad.size:  # redraw the rare runs that start to blow up
-            u[bad] = rng.uniform(0.0, U_HIGH, size=(bad.size, T))
-            y[bad] = narma10(u[bad])
-            bad = bad[~np.all((y[bad] >= 0) & (y[bad] <= Y_BOUND), axis=1)]
+        with np.errstate(over="ignore", invalid="ignore"):  # blown-up runs are redrawn
+            y = narma10(u)
+            bad = np.flatnonzero(~np.all((y >= 0) & (y <= Y_BOUND), axis=1))
+            for _ in range(MAX_REDRAWS):
+                if not bad.size:
+                    break
+                u[bad] = rng.uniform(0.0, U_HIGH, size=(bad.size, T))
+                y[bad] = narma10(u[bad])
+                bad = bad[~np.all((y[bad] >= 0) & (y[bad] <= Y_BOUND), axis=1)]
+        if bad.size:
+            raise ValueError(f"NARMA10 runs of {T} steps keep leaving [0, 1]; use shorter ones")
         M = np.zeros((n, T))
         M[:, self.washout :] = 1.0
         return Split(u[:, :, None], y[:, :, None], M)

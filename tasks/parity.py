@@ -1,9 +1,10 @@
 """Temporal parity (XOR) of a bit stream.
 
-Reference: the parity problems of S. Hochreiter and J. Schmidhuber, "Long short-term memory",
-Neural Computation 9(8), 1997 (section 5.1 on random weight guessing solving short parity
-problems); the temporal-XOR setting of J. L. Elman, "Finding structure in time", Cognitive
-Science 14, 1990.
+References: Y. Bengio, P. Simard and P. Frasconi, "Learning long-term dependencies with gradient
+descent is difficult", IEEE Trans. Neural Networks 5(2), 157-166, 1994 (the parity problem as a
+test of long-term dependencies); S. Hochreiter and J. Schmidhuber, "Long short-term memory",
+Neural Computation 9(8), 1997, section 5 (random weight guessing solves such short problems
+quickly); J. L. Elman, "Finding structure in time", Cognitive Science 14, 1990 (temporal XOR).
 
 * Each sequence has ``T = seq_len`` steps with one input bit ``x_t ~ Bernoulli(1/2)``
   (``X`` holds 0.0 or 1.0, ``I = 1``).
@@ -21,6 +22,13 @@ scored train steps are classified correctly. It is reachable: an Elman net with 
 units represents parity exactly (the state holds ``OR`` and ``AND`` of the previous parity and
 the new bit, and parity = OR - AND), and with large enough weights its loss is as small as
 wanted; tests/test_tasks.py checks that construction against the target.
+
+Found by training, it is hard, as the literature says. Measured with a throw-away Elman net
+(H = 8, full-batch BPTT, scipy's L-BFGS-B, 1500-2000 iterations, 2 datasets x 4 random starts,
+defaults): in "end" mode 2 of 8 runs reached the target, by memorising the 128 train sequences
+(test accuracy about 0.5: 128 of the 1024 possible sequences do not pin parity down); in
+"running" mode 2 of 8 runs found exact parity (test accuracy 1.0, loss below 1e-8) and the
+rest stalled at 0.1-0.53.
 """
 
 from __future__ import annotations

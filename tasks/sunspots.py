@@ -26,12 +26,21 @@ The data are fixed: ``generate(rng)`` does not use ``rng`` (it is only type-chec
 task has no ``n_train``/``n_test`` parameters (the sizes follow from the years).
 
 Loss "mse". Trivial baseline: predicting the mean of the scored train years (the best
-constant); 0.0491 with the defaults.
+constant): 0.0498 with the defaults (the same constant scores 0.0731 on 1921-1955 and 0.178 on
+1956-1979).
 
-Target: ``target_loss = TARGET_FACTOR * r`` where ``r`` is the train MSE of the linear AR
-reference, an affine least-squares fit of ``x_{y+1}`` on ``x_y, ..., x_{y-AR_ORDER+1}`` over
-the scored train years (Tong's AR(9); the context steps make all nine lags visible when
-``washout >= 8``, otherwise the missing lags are zero, as for the network). XX
+Target: ``target_loss = 0.8 r`` where ``r`` is the train MSE of the linear AR reference, an
+affine least-squares fit of ``x_{y+1}`` on ``x_y, ..., x_{y-8}`` (Tong's AR(9)) over the scored
+train years (:func:`tasks.base.window_fit_mse`; the context steps make all nine lags visible
+when ``washout >= 8``, otherwise the missing lags are zero, as for the network). With the
+defaults ``r = 0.00838`` (0.168 of the baseline; AR(2) leaves 0.189, AR(1) 0.340), so the target
+is 0.00671, 0.135 of the baseline: beating the best linear model by 20%, which needs some
+nonlinearity (Tong & Lim's threshold AR and Weigend et al.'s network both fit the train years
+better than linear AR). Reachability (throw-away Elman net, H = 8,
+full-batch BPTT and scipy's L-BFGS-B, 18 random starts): every run reached it, after 24-46
+loss-and-gradient evaluations (1.1 r, the factor first considered, took 7-15 and so did not
+separate methods). Longer training overfits: after about 2200 evaluations the train loss was
+0.027-0.051 of the baseline while the 1921-1955 test loss ranged from 0.0074 to 0.051.
 """
 
 from __future__ import annotations

@@ -218,15 +218,22 @@ def test_a_correct_optimizer_passes() -> None:
 
 @pytest.mark.parametrize(("cls", "check"), BROKEN, ids=[c.__name__ for c, _ in BROKEN])
 def test_broken_optimizers_fail_the_right_check(cls: type, check: str) -> None:
-    failed = {r.name: r.message for r in check_optimizer(cls(), raise_on_failure=False) if not r.passed}
+    failed = {
+        r.name: r.message for r in check_optimizer(cls(), raise_on_failure=False) if not r.passed
+    }
     assert check in failed, f"{cls.__name__} should fail {check}; failures: {failed}"
     with pytest.raises(AssertionError, match=f"failed check '{check}'|failed check"):
         check_optimizer(cls())
 
 
 def test_gradient_requests_without_the_tag_are_named() -> None:
-    failed = {r.name: r.message for r in check_optimizer(_ForgotGradientTag(), raise_on_failure=False)}
-    assert "has no 'gradient' tag but asked the problem for a gradient" in failed["no_gradient_requests"]
+    failed = {
+        r.name: r.message for r in check_optimizer(_ForgotGradientTag(), raise_on_failure=False)
+    }
+    assert (
+        "has no 'gradient' tag but asked the problem for a gradient"
+        in failed["no_gradient_requests"]
+    )
 
 
 def test_an_optimizer_that_swallows_the_budget_is_stopped(monkeypatch) -> None:

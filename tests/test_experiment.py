@@ -96,6 +96,31 @@ seeds = [4, 7, 9]
     assert not set(quick.keys()) & set(default.keys())
 
 
+def test_problem_budget_and_optimizer_problem_restriction(tmp_path):
+    text = BASE.replace("n_test = 8\n", 'n_test = 8\nlabel = "short"\nbudget = { fe = 500 }\n')
+    text += (
+        '[[problems]]\ntask = "adding"\nseq_len = 7\nlabel = "long"\n'
+        '[[optimizers]]\nname = "adam"\nlr = 0.2\nlabel = "tuned"\nproblems = ["long"]\n'
+        '[[optimizers]]\nname = "adam"\nlr = 0.3\nlabel = "tuned"\nproblems = ["short"]\n'
+    )
+    exp = load_experiment(write(tmp_path, text))
+    runs = {(t.labels["problem"], t.labels["optimizer"], t.seed): t for t in exp.units}
+    assert len(exp) == 2 * 3 * 2
+    assert runs[("short", "tuned", 0)].optimizer["params"]["lr"] == 0.3
+    assert runs[("long", "tuned", 0)].optimizer["params"]["lr"] == 0.2
+    assert runs[("short", "adam(lr=0.05)", 1)].budget == {"fe": 500.0, "seconds": None}
+    assert runs[("long", "adam(lr=0.05)", 1)].budget == {"fe": 1e4, "seconds": None}
+    assert exp.spec["problems"][0]["budget"] == {"fe": 500.0, "seconds": None}
+    clash = text.replace('problems = ["long"]', 'problems = ["long", "short"]')
+    with pytest.raises(ExperimentError, match="duplicate optimizer entries on problem 'short'"):
+        load_experiment(write(tmp_path, clash, "clash.toml"))
+    unknown = text.replace('problems = ["long"]', 'problems = ["lung"]')
+    with pytest.raises(ExperimentError, match=r"optimizers\[2\]\.problems.*lung.*short, long"):
+        load_experiment(write(tmp_path, unknown, "unknown.toml"))
+    tuning = BASE + "[tuning]\nseeds = [100]\n[tuning.grid]\nadam = { lr = [0.1, 0.2] }\n"
+    assert "tuning" in load_experiment(write(tmp_path, tuning, "tuning.toml")).spec
+
+
 def test_shipped_experiments_load_by_name():
     names = list_experiments()
     assert "demo" in names

@@ -9,6 +9,7 @@ detached state, so only the steps inside its window depend on the parameters.
 from __future__ import annotations
 
 import math
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -297,6 +298,26 @@ def test_float32_agrees_with_float64(name):
     assert 0 < rel_err(G32, G64) < 1e-4  # float32 really computes in float32
     np.testing.assert_allclose(m32.loss(th, split, "mse"), L64, rtol=1e-5)
     assert m32.forward(th, split.X).dtype == np.float64
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_extreme_rows_are_non_finite_without_warnings_and_do_not_leak(name):
+    rng = np.random.default_rng(17)
+    model = make(name)
+    split = make_split(rng, model.n_out, "mse", "partial")
+    good = thetas(model, rng, 1)
+    th = np.concatenate([good, np.full((1, model.dim), 1e200), np.full((1, model.dim), np.nan)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        L, G = model.loss_and_grad(th, split, "mse")
+        L_t = model.loss(th, split, "mse")
+    assert np.isnan(L[2]) and np.isnan(L_t[2]) and not np.isfinite(G[2]).any()
+    L1, G1 = model.loss_and_grad(good, split, "mse")
+    np.testing.assert_allclose(L[0], L1[0], rtol=1e-12)
+    np.testing.assert_allclose(G[0], G1[0], rtol=1e-12, atol=1e-15)
+    empty = np.zeros((0, model.dim))
+    assert model.loss(empty, split, "mse").shape == (0,)
+    assert model.loss_and_grad(empty, split, "mse", truncate=2)[1].shape == (0, model.dim)
 
 
 # ----------------------------------------------------------------------------- online BPTT(h; h')

@@ -40,9 +40,18 @@ def test_conformance(name: str, check: str) -> None:
     dict(iter_checks(name))[check]()
 
 
-def test_every_optimizer_is_checked() -> None:
-    assert {n for n, _ in CONFORMANCE} == set(optimizer_names())
-    assert len(optimizer_names()) >= 15
+BUILT_INS = {
+    "sgd", "momentum", "adam", "tbptt", "cmaes", "sep-cmaes", "ipop-cmaes", "scipy-lbfgsb",
+    "scipy-bfgs", "scipy-cg", "scipy-nelder-mead", "scipy-powell", "scipy-de",
+    "scipy-dual-annealing", "random-search",
+}  # fmt: skip
+
+
+def test_every_built_in_is_registered_and_checked() -> None:
+    assert BUILT_INS <= {n for n, _ in CONFORMANCE}
+    for name in BUILT_INS:
+        # every built-in runs the checks common to all plus at least one tag-specific check
+        assert len(list(iter_checks(name))) >= 9
 
 
 # --------------------------------------------------------------------------------- helpers
@@ -152,7 +161,9 @@ def test_budget_interrupts_every_optimizer(adding, name: str) -> None:
     opt = get_optimizer(name)
     adding.start(Budget(fe=2e4), allow_gradients="gradient" in opt.tags)
     with pytest.raises(BudgetExhausted):
-        opt.minimize(adding, adding.initial_point(np.random.default_rng(0)), np.random.default_rng(0))
+        opt.minimize(
+            adding, adding.initial_point(np.random.default_rng(0)), np.random.default_rng(0)
+        )
     assert adding.counters.fe <= 2e4
 
 
@@ -297,7 +308,9 @@ def test_bad_hyper_parameters_are_refused_with_the_allowed_ones() -> None:
         get_optimizer("adamw")
     with pytest.raises(ValueError, match="lr must be > 0"):
         type(get_optimizer("adam"))(lr=0.0)  # direct construction is checked too
-    assert get_optimizer("adam", lr=1).lr == 1.0 and isinstance(get_optimizer("adam", lr=1).lr, float)
+    assert get_optimizer("adam", lr=1).lr == 1.0 and isinstance(
+        get_optimizer("adam", lr=1).lr, float
+    )
     assert get_optimizer("sgd", batch_size=np.int64(8)).batch_size == 8
 
 
@@ -403,3 +416,59 @@ def test_plugins_load_from_a_path_idempotently(tmp_path, monkeypatch) -> None:
         load_plugins([str(tmp_path / "missing.py")])
     with pytest.raises(ValueError, match="plugin module 'no_such_module_xyz' not found"):
         load_plugins(["no_such_module_xyz"])
+
+
+def test_entry_points_are_loaded(tmp_path, monkeypatch) -> None:
+    import importlib.metadata
+
+    import suite.optimizers.registry as registry
+
+    (tmp_path / "rnnbench_test_ep_plugin.py").write_text(
+        textwrap.dedent(
+            '''
+            from dataclasses import dataclass
+            import numpy as np
+            from suite.optimizers import Optimizer, register_optimizer
+
+            @register_optimizer("test-entry-point")
+            @dataclass(frozen=True)
+            class Stay(Optimizer):
+                """Return the start."""
+                tags = frozenset({"deterministic"})
+
+                def minimize(self, problem, x0, rng):
+                    return np.array(x0, dtype=float)
+            '''
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    eps = [
+        importlib.metadata.EntryPoint(
+            name="stay", value="rnnbench_test_ep_plugin", group=registry.ENTRY_POINT_GROUP
+        )
+    ]
+    monkeypatch.setattr(
+        registry.importlib.metadata,
+        "entry_points",
+        lambda group: eps if group == registry.ENTRY_POINT_GROUP else [],
+    )
+    try:
+        assert registry.load_entry_points() == ["stay"]
+        assert "test-entry-point" in optimizer_names()
+    finally:
+        unregister_optimizer("test-entry-point")
+    eps[0] = importlib.metadata.EntryPoint(
+        name="broken", value="no_such_module_xyz", group=registry.ENTRY_POINT_GROUP
+    )
+    with pytest.raises(ImportError, match="entry point 'broken'"):
+        registry.load_entry_points()
+
+
+def test_truncated_gradients_reach_the_problem(adding) -> None:
+    x0 = adding.initial_point(np.random.default_rng(2))
+    T = adding.dataset.train.X.shape[1]
+    exact, _ = run(adding, get_optimizer("sgd", max_steps=3, gtol=None), 1e9, x0=x0)
+    window_T, _ = run(adding, get_optimizer("sgd", max_steps=3, gtol=None, truncate=T), 1e9, x0=x0)
+    short, _ = run(adding, get_optimizer("sgd", max_steps=3, gtol=None, truncate=2), 1e9, x0=x0)
+    assert np.max(np.abs(exact - window_T)) <= 1e-12
+    assert np.max(np.abs(exact - short)) > 1e-6

@@ -71,8 +71,8 @@ def test_unknown_parameter_names_the_allowed_ones() -> None:
         ("adding", {"n_train": 0}, "an integer >= 1"),
         ("parity", {"seq_len": 2.5}, "an integer >= 1"),
         ("parity", {"mode": "middle"}, "one of 'end', 'running'"),
-        ("narma10", {"washout": -3}, "an integer >= 0"),
-        ("narma10", {"seq_len": True}, "an integer >= 1"),
+        ("narma10", {"washout": -3}, "an integer in [0, 1000]"),
+        ("narma10", {"seq_len": True}, "an integer in [1, 2000]"),
         ("mackey_glass", {"seq_len": "40"}, "an integer >= 1"),
         ("sunspots", {"test_period": "1980-2008"}, "one of '1921-1955', '1956-1979'"),
         ("cliff", {"steps": 0}, "an integer >= 1"),
@@ -313,12 +313,12 @@ def test_narma10_task_data() -> None:
 
 
 def test_mackey_glass_series_statistics() -> None:
-    x = mackey_glass(np.random.default_rng(0), 8, 1500)
+    x = mackey_glass(np.random.default_rng(0), 8, 800)
     assert 0.85 < x.mean() < 1.0 and 0.18 < x.std() < 0.27  # about 0.93 and 0.22
     assert 0.3 < x.min() and x.max() < 1.45
     assert np.all(np.abs(np.diff(x, axis=1)) < 0.2)  # smooth at one time unit
-    gaps = np.abs(x[:, None] - x[None, :]).mean(axis=2)[np.triu_indices(8, 1)]
-    assert gaps.min() > 0.1  # independent histories give different trajectories
+    gaps = np.abs(x[:, None] - x[None, :])[np.triu_indices(8, 1)]
+    assert gaps.mean(axis=1).min() > 0.03 and gaps.max(axis=1).min() > 0.15  # all different
 
 
 def test_mackey_glass_integration_converges() -> None:

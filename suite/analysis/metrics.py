@@ -433,7 +433,10 @@ def runtime_ecdf(
     _check_clock(clock)
     _require(hits, [*by, "hit", clock, f"spent_{clock}"], "hits")
     if grid is None:
-        c = np.concatenate([hits.loc[hits["hit"], clock].to_numpy(float), hits[f"spent_{clock}"]])
+        hit = hits["hit"].to_numpy(bool)
+        c = np.concatenate(
+            [hits[clock].to_numpy(float)[hit], hits[f"spent_{clock}"].to_numpy(float)]
+        )
         c = c[np.isfinite(c) & (c > 0)]
         grid = _log_grid(c.min(), c.max(), points_per_decade) if c.size else np.array([1.0])
     grid = np.sort(np.asarray(grid, dtype=float))

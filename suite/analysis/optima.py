@@ -16,14 +16,18 @@ random starts. This module turns stored end points (records of kind ``"start"`` 
    ``s`` (the task's trivial-predictor loss, ``baseline_loss``):
 
    * ``"diverged"``: non-finite loss or parameters;
+   * ``"minimum"`` at once if ``L <= zero_loss_rel * s`` (default ``1e-12``): the losses are
+     non-negative, so this is a global minimum at float64 resolution (on the cliff the gradient
+     of such a point can stay large: it sits at the foot of a cliff);
+   * ``"plateau"``: ``lambda_max <= flat_rel * s`` and ``||g|| <= plateau_grad_rel * s``
+     (default ``1e-2``): no curvature in any direction and a small gradient, converged or not --
+     a flat region (the saturated plateaus of the cliff) that the second-order test cannot call
+     a minimum and that gradient descent leaves only slowly;
    * ``"not converged"``: gradient norm ``||g|| > gtol_rel * s`` (the training's tolerance);
    * ``"saddle"``: ``lambda_min < -max(flat_rel * s, noise_rel * |lambda_max|)``: clearly
      negative curvature, i.e. below the level ``flat_rel * s`` (default ``flat_rel = 1e-5``)
      that counts as flat and below the finite-difference noise of the eigenvalues, which is
      about ``||H||`` times the relative accuracy of the differences (``noise_rel = 1e-6``);
-   * ``"plateau"``: ``lambda_max <= flat_rel * s``: tiny gradient and no curvature in any
-     direction, so the second-order test cannot call it a minimum (the saturated plateaus of
-     the cliff);
    * ``"minimum"``: everything else (tiny gradient, no clearly negative curvature);
    * ``"unchecked"``: converged, but the curvature was not computed.
 
@@ -67,7 +71,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 from scipy.cluster import hierarchy
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from scipy.spatial.distance import pdist
@@ -250,22 +253,37 @@ def curvature(
 class Thresholds:
     """Thresholds of :func:`classify_end_points`, relative to a loss scale ``s``.
 
-    ``gtol_rel``: converged when ``||g|| <= gtol_rel * s``. A saddle needs
-    ``lambda_min < -max(flat_rel * s, noise_rel * |lambda_max|)``; a plateau has
-    ``lambda_max <= flat_rel * s``. ``stall_rel``: a minimum stalls when its loss exceeds the best
-    by more than ``stall_rel * (s - best)``. ``loss_tol_rel`` / ``param_tol``: clustering
-    tolerances (see :func:`cluster_end_points`).
+    ``gtol_rel``: converged when ``||g|| <= gtol_rel * s`` (or ``L <= zero_loss_rel * s``). A
+    saddle needs ``lambda_min < -max(flat_rel * s, noise_rel * |lambda_max|)``; a plateau has
+    ``lambda_max <= flat_rel * s`` and ``||g|| <= plateau_grad_rel * s``. ``stall_rel``: a
+    minimum stalls when its loss exceeds the best by more than ``stall_rel * (s - best)``.
+    ``loss_tol_rel`` / ``param_tol`` / ``func_tol_rel``: clustering tolerances (losses within
+    ``loss_tol_rel * s``; RMS canonical-parameter difference ``param_tol``; RMS output
+    difference ``func_tol_rel * sqrt(s)``, see :func:`cluster_end_points`).
     """
 
     gtol_rel: float = 1e-5
     flat_rel: float = 1e-5
     noise_rel: float = 1e-6
+    zero_loss_rel: float = 1e-12
+    plateau_grad_rel: float = 1e-2
+    func_tol_rel: float = 0.01
     stall_rel: float = 0.1
     loss_tol_rel: float = 1e-3
     param_tol: float = 0.05
 
     def __post_init__(self) -> None:
-        for name in ("gtol_rel", "flat_rel", "noise_rel", "stall_rel", "loss_tol_rel", "param_tol"):
+        for name in (
+            "gtol_rel",
+            "flat_rel",
+            "noise_rel",
+            "zero_loss_rel",
+            "plateau_grad_rel",
+            "stall_rel",
+            "loss_tol_rel",
+            "param_tol",
+            "func_tol_rel",
+        ):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise ValueError(f"Thresholds.{name} must be a positive number, got {value!r}")
@@ -300,14 +318,16 @@ def classify_end_points(
     flat = t.flat_rel * loss_scale
     neg = -np.maximum(flat, t.noise_rel * np.abs(lmax))
     diverged = ~np.isfinite(loss) | ~np.isfinite(gn)
-    unconverged = ~diverged & (gn > t.gtol_rel * loss_scale)
+    zero = ~diverged & (loss <= t.zero_loss_rel * loss_scale)
+    converged = zero | (~diverged & (gn <= t.gtol_rel * loss_scale))
     curv_known = np.isfinite(lmin) & np.isfinite(lmax)
     saddle = curv_known & (lmin < neg)
-    plateau = curv_known & ~saddle & (lmax <= flat)
-    out[plateau] = "plateau"
+    plateau = curv_known & (lmax <= flat) & (gn <= t.plateau_grad_rel * loss_scale)
     out[saddle] = "saddle"
     out[~curv_known] = "unchecked"
-    out[unconverged] = "not converged"
+    out[~converged] = "not converged"
+    out[plateau] = "plateau"
+    out[zero] = "minimum"  # a zero loss is a global minimum whatever the curvature says
     out[diverged] = "diverged"
     return out
 
@@ -411,18 +431,19 @@ def canonicalize(model: Any, theta: np.ndarray) -> np.ndarray:
     return np.asarray(model.pack(canonicalize_arrays(model.unpack(theta), layout)))
 
 
-def function_features(model: Any, theta: np.ndarray, split: Any) -> np.ndarray:
-    """Outputs on the scored steps of ``split`` as features, scaled so that the Euclidean
-    distance between two rows is the RMS output difference ``sqrt(mean (z_a - z_b)^2)``.
-
-    ``F[n] = Z_n[M > 0] / sqrt(count)`` with ``Z = model.forward(theta, split.X)``; blind to
-    every weight-space symmetry.
+def function_features(model: Any, theta: np.ndarray, split: Any, chunk: int = 64) -> np.ndarray:
+    """Outputs on the scored steps of ``split`` as features: ``F[n] = Z_n[M > 0]`` (flattened)
+    with ``Z = model.forward(theta, split.X)``, so that ``||F_a - F_b|| / sqrt(D)`` is the RMS
+    output difference of two networks (as :func:`cluster_end_points` measures it). Blind to
+    every weight-space symmetry. Rows are evaluated ``chunk`` at a time.
     """
     theta = _rows(theta)
-    z = np.asarray(model.forward(theta, split.X), dtype=np.float64)  # [N, B, T, O]
     keep = np.asarray(split.M) > 0
-    feats = z[:, keep, :].reshape(theta.shape[0], -1)
-    return feats / math.sqrt(max(feats.shape[1], 1))
+    out = []
+    for i in range(0, theta.shape[0], chunk):
+        z = np.asarray(model.forward(theta[i : i + chunk], split.X), dtype=np.float64)
+        out.append(z[:, keep, :].reshape(z.shape[0], -1))
+    return np.concatenate(out) if out else np.zeros((0, 0))
 
 
 # --------------------------------------------------------------------------- clustering
@@ -547,12 +568,17 @@ def analyse_study(
     features: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Classify and cluster the end points of one study; returns ``starts`` with the columns
-    ``class`` (:data:`CLASSES`), ``canonical`` (the canonical end point), ``cluster`` (label of
-    its optimum among minima, -1 for other classes), ``stall_gap`` and ``stalled``.
+    ``class`` (:data:`CLASSES`), ``canonical`` (the canonical end point), ``cluster_param``
+    (label of its optimum among minima by canonical parameters, tolerance ``param_tol``),
+    ``cluster`` (the label used for counting optima: by ``features`` when given, tolerance
+    ``func_tol_rel * sqrt(s)``, else ``cluster_param``; -1 for non-minima), ``stall_gap`` and
+    ``stalled``.
 
     ``model`` gives the symmetry layout (:func:`canonicalize`); ``features`` (optional,
-    ``[N, D]`` in the row order of ``starts``) replaces canonical parameters for clustering,
-    e.g. :func:`function_features`. The loss scale is the study's ``baseline_loss``.
+    ``[N, D]`` in the row order of ``starts``) are the outputs of each end point on the training
+    inputs (:func:`function_features`), so that points on one flat valley of minima -- which
+    parameter distance splits into many -- count as one optimum. The loss scale ``s`` is the
+    study's ``baseline_loss``.
     """
     t = thresholds or Thresholds()
     df = starts.copy().reset_index(drop=True)
@@ -577,13 +603,26 @@ def analyse_study(
     if ok.any() and p > 0:
         canon[ok] = canonicalize(model, thetas[ok])
     df["canonical"] = list(canon)
-    feats = canon if features is None else np.asarray(features, dtype=np.float64)
     is_min = (df["class"] == "minimum").to_numpy()
+    losses = df["loss"].to_numpy(dtype=np.float64)
     labels = np.full(len(df), -1, dtype=np.int64)
     if is_min.any():
         labels[is_min] = cluster_end_points(
-            feats[is_min], df["loss"].to_numpy()[is_min], t.param_tol, t.loss_tol_rel * scale
+            canon[is_min], losses[is_min], t.param_tol, t.loss_tol_rel * scale
         )
+    df["cluster_param"] = labels
+    if features is not None:
+        feats = np.asarray(features, dtype=np.float64)
+        if feats.shape[0] != len(df):
+            raise ValueError(f"features must have {len(df)} rows, got {feats.shape[0]}")
+        labels = np.full(len(df), -1, dtype=np.int64)
+        if is_min.any():
+            labels[is_min] = cluster_end_points(
+                feats[is_min],
+                losses[is_min],
+                t.func_tol_rel * math.sqrt(scale),
+                t.loss_tol_rel * scale,
+            )
     df["cluster"] = labels
     finite = np.isfinite(df["loss"].to_numpy()) & (df["class"] != "diverged").to_numpy()
     best = float(df.loc[finite, "loss"].min()) if finite.any() else math.nan
@@ -598,7 +637,8 @@ def summarize_study(df: pd.DataFrame, thresholds: Thresholds | None = None) -> d
 
     Keys: ``n_starts``, counts per class (``n_minimum``, ``n_saddle``, ``n_plateau``,
     ``n_not_converged``, ``n_diverged``), ``n_converged`` (minima + saddles + plateaus),
-    ``n_distinct`` (clusters of minima), ``distinct_per_start`` (``n_distinct / n_converged``),
+    ``n_distinct`` (clusters of minima: the ``cluster`` column), ``n_distinct_param`` (clusters
+    by canonical parameters), ``distinct_per_start`` (``n_distinct / n_converged``),
     ``best_loss`` (over all end points that did not diverge), ``best_minimum_loss``,
     ``baseline_loss``, ``n_stalled``, ``stall_rate`` (stalled minima per converged start),
     ``stall_rate_all`` (stalled minima per start), ``stall_gap_median`` (median stall gap of
@@ -620,6 +660,9 @@ def summarize_study(df: pd.DataFrame, thresholds: Thresholds | None = None) -> d
         **{f"n_{c.replace(' ', '_')}": int(counts.get(c, 0)) for c in CLASSES},
         "n_converged": n_conv,
         "n_distinct": n_distinct,
+        "n_distinct_param": int(minima["cluster_param"].nunique())
+        if len(minima) and "cluster_param" in minima
+        else 0,
         "distinct_per_start": n_distinct / n_conv if n_conv else math.nan,
         "best_loss": float(df.loc[df["class"] != "diverged", "loss"].min())
         if len(df)
@@ -651,17 +694,16 @@ def optima_table(df: pd.DataFrame) -> pd.DataFrame:
             columns=["cluster", "loss", "loss_median", "test_loss", "starts", "share", "stall_gap"]
         )
     g = minima.groupby("cluster")
-    out = pd.DataFrame(
-        {
-            "loss": g["loss"].min(),
-            "loss_median": g["loss"].median(),
-            "test_loss": g["test_loss"].median(),
-            "starts": g.size(),
-            "stall_gap": g["stall_gap"].min(),
-            "lambda_min": g["lambda_min"].median(),
-            "lambda_max": g["lambda_max"].median(),
-        }
-    ).reset_index()
+    cols = {
+        "loss": g["loss"].min(),
+        "loss_median": g["loss"].median(),
+        "starts": g.size(),
+        "stall_gap": g["stall_gap"].min(),
+    }
+    for col in ("test_loss", "lambda_min", "lambda_max"):
+        if col in minima:
+            cols[col] = g[col].median()
+    out = pd.DataFrame(cols).reset_index()
     out["share"] = out["starts"] / max(int(conv), 1)
     return out.sort_values("loss", kind="stable").reset_index(drop=True)
 
@@ -696,11 +738,15 @@ def compare_studies(
     """RNN versus TDNN statistics of two analysed studies on the same data and seeds (C3).
 
     Starts are paired by seed index (only seeds present in both count). For each statistic
-    (``distinct_per_start``, ``stall_rate``, ``unconverged_rate``) the table gives both values,
-    their difference (RNN - TDNN) and ratio (RNN / TDNN), each with a paired percentile
-    bootstrap interval (``scipy.stats.bootstrap``, ``paired=True``, resampling seed indices;
-    the resampled distinct count counts each resampled start's optimum once). ``rng`` seeds the
-    bootstrap (default ``default_rng(0)``).
+    (``distinct_per_start``, ``stall_rate``, ``unconverged_rate``) the table gives both values
+    (``rnn``, ``tdnn``) and, in rows with ``measure`` = ``"difference"`` (RNN - TDNN) or
+    ``"ratio"`` (RNN / TDNN), the ``value`` with ``value_low``/``value_high``: a paired
+    percentile bootstrap interval, resampling seed indices with replacement (the same resample
+    for both models; a resampled start's optimum counts once in the distinct count). The
+    bootstrap is done with numpy rather than ``scipy.stats.bootstrap`` because a resample may
+    have no converged start (an undefined rate): those resamples are dropped, their share is
+    reported as ``1 - resamples_defined``, and no interval is given if more than half are
+    undefined. ``rng`` seeds the bootstrap (default ``default_rng(0)``).
     """
     rng = np.random.default_rng(0) if rng is None else rng
     a = rnn.set_index("seed")
@@ -728,44 +774,37 @@ def compare_studies(
         return distinct, stall_rate, unconv
 
     names = ("distinct_per_start", "stall_rate", "unconverged_rate")
+    point_a = per_model(*data[:3], axis=-1)
+    point_b = per_model(*data[3:], axis=-1)
+    idx = rng.integers(0, seeds.size, size=(n_resamples, seeds.size))  # paired resamples
+    boot_a = per_model(*(x[idx] for x in data[:3]), axis=-1)
+    boot_b = per_model(*(x[idx] for x in data[3:]), axis=-1)
+    alpha = 100 * (1 - confidence) / 2
     rows = []
     for i, name in enumerate(names):
         for what in ("difference", "ratio"):
-
-            def statistic(la, ca, sa, lb, cb, sb, axis=-1, i=i, what=what):  # noqa: ANN001
-                va = per_model(la, ca, sa, axis)[i]
-                vb = per_model(lb, cb, sb, axis)[i]
+            with np.errstate(divide="ignore", invalid="ignore"):
                 if what == "difference":
-                    return va - vb
-                with np.errstate(divide="ignore", invalid="ignore"):
-                    return va / vb
-
-            point = float(statistic(*data))
-            rnn_v = float(per_model(*data[:3], axis=-1)[i])
-            tdnn_v = float(per_model(*data[3:], axis=-1)[i])
+                    point = float(point_a[i] - point_b[i])
+                    boot = boot_a[i] - boot_b[i]
+                else:
+                    point = float(point_a[i] / point_b[i]) if point_b[i] != 0 else math.nan
+                    boot = np.where(boot_b[i] != 0, boot_a[i] / boot_b[i], np.nan)
+            finite = np.isfinite(boot)
             lo = hi = math.nan
-            if math.isfinite(point):
-                res = stats.bootstrap(
-                    data,
-                    statistic,
-                    paired=True,
-                    vectorized=True,
-                    n_resamples=n_resamples,
-                    confidence_level=confidence,
-                    method="percentile",
-                    random_state=rng,
-                )
-                lo, hi = float(res.confidence_interval.low), float(res.confidence_interval.high)
+            if math.isfinite(point) and finite.mean() >= 0.5:
+                lo, hi = (float(v) for v in np.percentile(boot[finite], [alpha, 100 - alpha]))
             rows.append(
                 {
                     "statistic": name,
-                    "effect": what,
-                    "rnn": rnn_v,
-                    "tdnn": tdnn_v,
+                    "measure": what,
+                    "rnn": float(point_a[i]),
+                    "tdnn": float(point_b[i]),
                     "value": point,
-                    "ci_low": lo,
-                    "ci_high": hi,
+                    "value_low": lo,
+                    "value_high": hi,
                     "n_seeds": int(seeds.size),
+                    "resamples_defined": float(finite.mean()),
                 }
             )
     return pd.DataFrame(rows)
@@ -811,22 +850,33 @@ def analyse_records(
     thresholds: Thresholds | None = None,
     rng: np.random.Generator | None = None,
     n_resamples: int = 2000,
+    metric: str = "function",
 ) -> OptimaAnalysis:
     """Classify, cluster and summarise the start records of a results folder, study by study,
     and compare every Elman study with its TDNN twin (same task spec, same method label).
 
+    ``metric = "function"`` (default) counts distinct optima by the function they compute on
+    the study's training inputs (:func:`function_features`; the data are regenerated from the
+    record's data stream); ``"parameters"`` by canonical parameters. Both counts are in the
+    summary (``n_distinct`` follows ``metric``, ``n_distinct_param`` is always by parameters).
     Records with status ``"error"`` are left out (counted in the summary as ``n_error``).
     ``rng`` seeds the bootstraps (default ``default_rng(0)``).
     """
+    if metric not in ("function", "parameters"):
+        raise ValueError(f"metric must be 'function' or 'parameters', got {metric!r}")
     t = thresholds or Thresholds()
     rng = np.random.default_rng(0) if rng is None else rng
     ok = [r for r in records if r.get("status") != "error"]
     errors = pd.Series([r.get("study", "") for r in records if r.get("status") == "error"])
     starts = start_frame(ok)
     parts, summaries, optima = [], [], []
+    spec_of = {r["key"]: r["spec"] for r in ok}
     for study, df in starts.groupby("study", sort=False):
         model = _model_of(df.iloc[0])
-        a = analyse_study(df, model, t)
+        feats = None
+        if metric == "function":
+            feats = _study_features(model, df, spec_of[df.iloc[0]["key"]])
+        a = analyse_study(df, model, t, feats)
         parts.append(a)
         first = df.iloc[0]
         s = {
@@ -851,6 +901,28 @@ def analyse_records(
     optima_df = pd.concat(optima, ignore_index=True) if optima else pd.DataFrame()
     comparison = _twin_comparisons(all_starts, rng, n_resamples)
     return OptimaAnalysis(all_starts, summary, optima_df, comparison)
+
+
+def _study_features(model: Any, df: pd.DataFrame, spec: dict) -> np.ndarray:
+    """Function features of every end point of a study (NaN rows where theta is not finite)."""
+    from suite.multistart import study_problem
+
+    problem = study_problem(
+        int(spec.get("experiment_seed", 0)),
+        spec["task"],
+        spec["model"],
+        int(spec.get("data_seed", 0)),
+    )
+    split = problem.dataset.train
+    thetas = np.stack(
+        [x if len(x) == model.dim else np.full(model.dim, np.nan) for x in df["theta"].tolist()]
+    )
+    ok = np.isfinite(thetas).all(axis=1)
+    n_out = int(np.count_nonzero(np.asarray(split.M) > 0)) * model.n_out
+    out = np.full((len(df), n_out), np.nan)
+    if ok.any():
+        out[ok] = function_features(model, thetas[ok], split)
+    return out
 
 
 def _twin_comparisons(starts: pd.DataFrame, rng: np.random.Generator, n: int) -> pd.DataFrame:

@@ -75,14 +75,45 @@ def _wrap(text: str, width: int = 42) -> str:
     return "\n".join(textwrap.wrap(str(text), width)) or str(text)
 
 
-def _grid(n: int, ncols: int = 3, width: float = 3.7, height: float = 2.9) -> tuple[Figure, list]:
+def _grid(
+    n: int,
+    legend: Sequence[str],
+    *,
+    ncols: int = 3,
+    width: float = 3.6,
+    height: float = 2.6,
+    below: float = 0.6,
+) -> tuple[Figure, list]:
+    """A figure of ``n`` panels in a fixed layout (all sizes in inches).
+
+    Margins are computed, not searched: matplotlib's constrained layout measures every tick
+    label several times and takes seconds for a dozen log-scaled panels. ``below`` is the space
+    under each panel for its tick labels and x label; the legend of ``legend`` labels goes on the
+    right, outside the panels.
+    """
     n = max(1, n)
     ncols = min(ncols, n)
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(width * ncols + 1.6, height * nrows + 0.5), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel().tolist()
+    left, gap_w, top, title = 0.85, 0.95, 0.45, 0.5
+    legend_w = 0.9 + 0.07 * max([len(str(s)) for s in legend] + [8])
+    gap_h = below + title
+    fig_w = left + ncols * width + (ncols - 1) * gap_w + legend_w
+    fig_h = top + title + nrows * height + (nrows - 1) * gap_h + below
+    fig = Figure(figsize=(fig_w, fig_h))
+    right = (left + ncols * width + (ncols - 1) * gap_w) / fig_w
+    grid = {
+        "left": left / fig_w,
+        "right": right,
+        "bottom": below / fig_h,
+        "top": 1 - (top + title) / fig_h,
+        "wspace": gap_w / width,
+        "hspace": gap_h / height,
+    }
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=grid)).ravel()
+    axes = axes.tolist()
     for ax in axes[n:]:
         ax.set_visible(False)
+    fig._rnnbench_legend_x = right + 0.15 / fig_w  # type: ignore[attr-defined]
     return fig, axes[:n]
 
 
@@ -91,33 +122,63 @@ def _legend(fig: Figure, optimizers: Sequence[str], extra: Sequence[Line2D] = ()
         Line2D([], [], label=o, markersize=5, **optimizer_style(o).kwargs()) for o in optimizers
     ]
     handles += list(extra)
-    fig.legend(
-        handles=handles,
-        loc="outside right center",
-        title="optimizer",
-        frameon=False,
-    )
+    x = getattr(fig, "_rnnbench_legend_x", None)
+    if x is None:  # a constrained-layout figure: let the engine make room
+        fig.legend(handles=handles, loc="outside right center", title="optimizer", frameon=False)
+    else:
+        fig.legend(
+            handles=handles,
+            loc="center left",
+            bbox_to_anchor=(x, 0.5),
+            title="optimizer",
+            frameon=False,
+        )
 
 
 def _suptitle(fig: Figure, text: str) -> None:
     """A figure title wrapped to the figure's width (about 13 characters per inch at 10 pt)."""
     width = int(fig.get_figwidth() * 13)
-    fig.suptitle("\n".join(textwrap.wrap(text, max(30, width))))
+    text = "\n".join(textwrap.wrap(text, max(30, width)))
+    if getattr(fig, "_rnnbench_legend_x", None) is None:
+        fig.suptitle(text)
+    else:
+        fig.suptitle(text, y=1 - 0.08 / fig.get_figheight(), va="top")
 
 
 def _plain_ticks(v: float, _pos: object = None) -> str:
     return f"{v:.3g}"
 
 
+def _sparse_ticks(v: float, _pos: object = None) -> str:
+    """Label only the 2x and 5x minor ticks of a decade (as matplotlib does over ~1 decade)."""
+    if v <= 0:
+        return ""
+    mantissa = v / 10 ** math.floor(math.log10(v) + 1e-9)
+    return (
+        f"{v:.3g}" if round(mantissa) in (2, 5) and abs(mantissa - round(mantissa)) < 1e-6 else ""
+    )
+
+
 def _tidy_log(ax: Any) -> None:
-    """On a log axis spanning less than ~1.5 decades, label ticks with plain numbers (0.16)
-    instead of 1.6 x 10^-1; wider axes keep matplotlib's powers of ten."""
+    """Readable ticks on log axes: under one decade, about 5 evenly spaced plain numbers (0.16,
+    not 1.6 x 10^-1); up to 1.5 decades, plain labels on the decades and their 2x and 5x; wider
+    axes keep matplotlib's powers of ten, and beyond 4 decades at most 7 of them and no minor
+    ticks."""
     for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
         if axis.get_scale() != "log" or min(lim) <= 0:
             continue
-        if np.log10(max(lim) / min(lim)) < 1.5:
+        decades = np.log10(max(lim) / min(lim))
+        if decades < 1.0:  # under a decade: evenly spaced plain ticks read best
+            axis.set_major_locator(ticker.MaxNLocator(nbins=5))
+            axis.set_minor_locator(ticker.NullLocator())
             axis.set_major_formatter(ticker.FuncFormatter(_plain_ticks))
-            axis.set_minor_formatter(ticker.FuncFormatter(_plain_ticks))
+        elif decades < 1.5:
+            axis.set_major_formatter(ticker.FuncFormatter(_plain_ticks))
+            axis.set_minor_formatter(ticker.FuncFormatter(_sparse_ticks))
+        elif decades > 4:
+            # minor ticks of many decades cost seconds per figure and add nothing readable
+            axis.set_major_locator(ticker.LogLocator(numticks=7))
+            axis.set_minor_locator(ticker.NullLocator())
 
 
 def _fmt_edge(v: float) -> str:
@@ -151,7 +212,7 @@ def plot_loss_curves(
     _require(curves, ["problem", "optimizer", "cost", "low", "median", "high"], "curves")
     problems = _order(curves, "problem")
     optimizers = _order(curves, "optimizer")
-    fig, axes = _grid(len(problems))
+    fig, axes = _grid(len(problems), [*optimizers, "target"])
     for ax, problem in zip(axes, problems, strict=False):
         sub = curves[curves["problem"] == problem]
         for opt in optimizers:
@@ -199,7 +260,7 @@ def plot_runtime_ecdf(
     panels: list[tuple[str, pd.DataFrame]] = [(p, ecdf[ecdf["problem"] == p]) for p in problems]
     if aggregated is not None and len(problems) > 1:
         panels.append((f"all {len(problems)} problems (mean)", aggregated))
-    fig, axes = _grid(len(panels))
+    fig, axes = _grid(len(panels), optimizers)
     for ax, (name, sub) in zip(axes, panels, strict=False):
         for opt in optimizers:
             c = sub[sub["optimizer"] == opt]
@@ -244,7 +305,13 @@ def plot_final_losses(
     data = final[final["split"] == split]
     problems = _order(data, "problem")
     optimizers = _order(data, "optimizer")
-    fig, axes = _grid(len(problems), width=max(3.7, 0.7 * len(optimizers) + 1.5))
+    longest = max([len(o) for o in optimizers] + [10])
+    fig, axes = _grid(
+        len(problems),
+        [*optimizers, "target"],
+        width=max(3.6, 0.7 * len(optimizers) + 1.2),
+        below=0.45 + 0.035 * longest + 0.15 * (not np.isfinite(data["loss"].to_numpy(float)).all()),
+    )
     for ax, problem in zip(axes, problems, strict=False):
         sub = data[data["problem"] == problem]
         labels = []

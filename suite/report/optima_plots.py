@@ -1,0 +1,698 @@
+"""Figures and tables of local-optimum studies and error-surface diagnostics (C2, C3, C4).
+
+Every ``plot_*`` function draws a frame computed by :mod:`suite.analysis.optima` or
+:mod:`suite.analysis.landscape` and returns a :class:`matplotlib.figure.Figure` (no pyplot
+state; Agg-safe); nothing is computed here beyond binning and the closed-form cliff surface.
+:func:`write_optima_report` and :func:`write_landscape_report` turn a results folder into
+``tables/optima_*.{csv,md}`` / ``tables/landscape_*`` and ``figures/optima_*.png`` /
+``figures/landscape_*.png`` and return the paths written.
+
+Example::
+
+    from suite.report.optima_plots import write_optima_report
+    paths = write_optima_report("results/optima_demo")
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib import colors as mcolors
+from matplotlib.figure import Figure
+
+from suite.report.style import PALETTE, RC_PARAMS, optimizer_style
+
+__all__ = [
+    "CLASS_COLORS",
+    "MODEL_COLORS",
+    "plot_basin_shares",
+    "plot_class_counts",
+    "plot_cliff",
+    "plot_final_losses",
+    "plot_interpolation",
+    "plot_lyapunov",
+    "plot_roughness",
+    "plot_slices_1d",
+    "plot_slices_2d",
+    "plot_stall_trend",
+    "plot_truncation",
+    "plot_twin_comparison",
+    "write_landscape_report",
+    "write_optima_report",
+]
+
+F = TypeVar("F", bound=Callable[..., Figure])
+
+CLASS_COLORS: dict[str, str] = {
+    "minimum": PALETTE[0],
+    "saddle": PALETTE[1],
+    "plateau": PALETTE[4],
+    "unchecked": PALETTE[8],
+    "not converged": PALETTE[5],
+    "diverged": PALETTE[6],
+}
+"""One colour per end-point class."""
+
+MODEL_COLORS: dict[str, str] = {"elman": PALETTE[0], "tdnn": PALETTE[1], "cliff": PALETTE[2]}
+"""One colour per model (the RNN and its feed-forward twin)."""
+
+
+def _styled(func: F) -> F:
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Figure:
+        with matplotlib.rc_context(RC_PARAMS):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _save(fig: Figure, directory: Path, name: str, pdf: bool = False) -> list[Path]:
+    try:
+        from suite.report.plots import save_figure
+    except ImportError:  # the plots module is optional for this one
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = [directory / f"{name}.png"] + ([directory / f"{name}.pdf"] if pdf else [])
+        for p in paths:
+            fig.savefig(p)
+        return paths
+    return save_figure(fig, directory, name, pdf=pdf)
+
+
+def _write_table(frame: pd.DataFrame, directory: Path, name: str) -> list[Path]:
+    try:
+        from suite.report.tables import write_table
+    except ImportError:
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / f"{name}.csv"
+        frame.to_csv(path, index=False)
+        return [path]
+    return list(write_table(frame, directory, name).values())
+
+
+def _grid(n: int, ncols: int = 3, width: float = 3.6, height: float = 2.8) -> tuple[Figure, list]:
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
+    return fig, axes
+
+
+def _short(text: str, width: int = 48) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(text), width)) or str(text)
+
+
+def _empty(message: str) -> Figure:
+    fig = Figure(figsize=(4, 2))
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    ax.set_axis_off()
+    return fig
+
+
+# ---------------------------------------------------------------------------- optima (C2/C3)
+@_styled
+def plot_final_losses(starts: pd.DataFrame, bins: int = 40) -> Figure:
+    """Histogram of final train losses per study (log-spaced bins), stacked by end-point class;
+    the dashed line is the best loss, the dotted one the trivial predictor's loss."""
+    if starts.empty:
+        return _empty("no start records")
+    studies = list(dict.fromkeys(starts["study"]))
+    fig, axes = _grid(len(studies), ncols=2, width=4.4)
+    finite = starts["loss"][np.isfinite(starts["loss"]) & (starts["loss"] > 0)]
+    lo = max(float(finite.min()) if len(finite) else 1e-8, 1e-12)
+    hi = max(float(finite.max()) if len(finite) else 1.0, lo * 10)
+    edges = np.geomspace(lo * 0.9, hi * 1.1, bins + 1)
+    for ax, study in zip(axes, studies, strict=True):
+        df = starts[starts["study"] == study]
+        data, labels, cols = [], [], []
+        for cls, col in CLASS_COLORS.items():
+            v = df.loc[(df["class"] == cls) & np.isfinite(df["loss"]), "loss"].clip(lower=edges[0])
+            if len(v):
+                data.append(v.to_numpy())
+                labels.append(f"{cls} ({len(v)})")
+                cols.append(col)
+        if data:
+            ax.hist(data, bins=edges, stacked=True, color=cols, label=labels)
+        ax.set_xscale("log")
+        best = df.loc[df["class"] != "diverged", "loss"].min()
+        if np.isfinite(best):
+            ax.axvline(best, color="k", ls="--", lw=0.8)
+        base = df["baseline_loss"].median()
+        if np.isfinite(base):
+            ax.axvline(base, color="k", ls=":", lw=0.8)
+        ax.set_title(_short(study), fontsize=8)
+        ax.set_xlabel("final train loss")
+        ax.set_ylabel("starts")
+        ax.legend(fontsize=6, loc="upper left")
+    fig.suptitle("Final train loss of every start (dashed: best; dotted: trivial predictor)")
+    return fig
+
+
+@_styled
+def plot_class_counts(summary: pd.DataFrame) -> Figure:
+    """Share of starts per end-point class, one horizontal stacked bar per study."""
+    if summary.empty:
+        return _empty("no studies")
+    fig = Figure(figsize=(7.5, 0.45 * len(summary) + 1.4), layout="constrained")
+    ax = fig.add_subplot()
+    y = np.arange(len(summary))
+    left = np.zeros(len(summary))
+    for cls, col in CLASS_COLORS.items():
+        key = f"n_{cls.replace(' ', '_')}"
+        if key not in summary:
+            continue
+        frac = summary[key].to_numpy(dtype=float) / summary["n_starts"].to_numpy(dtype=float)
+        ax.barh(y, frac, left=left, color=col, label=cls)
+        left += frac
+    ax.set_yticks(y, [_short(s, 60) for s in summary["study"]], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("share of starts")
+    ax.legend(ncols=3, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    return fig
+
+
+@_styled
+def plot_basin_shares(optima: pd.DataFrame, top: int = 12) -> Figure:
+    """Basin shares of the ``top`` most popular optima per study, coloured by stall gap
+    (0 = the best loss found, 1 = the trivial predictor's loss)."""
+    if optima.empty:
+        return _empty("no minima found")
+    studies = list(dict.fromkeys(optima["study"]))
+    fig, axes = _grid(len(studies), ncols=2, width=4.4)
+    cmap = matplotlib.colormaps["viridis"]
+    norm = mcolors.Normalize(0, 1)
+    for ax, study in zip(axes, studies, strict=True):
+        df = optima[optima["study"] == study].sort_values("share", ascending=False).head(top)
+        x = np.arange(len(df))
+        gap = df["stall_gap"].to_numpy(dtype=float).clip(0, 1)
+        ax.bar(x, df["share"].to_numpy(dtype=float), color=cmap(norm(gap)))
+        ax.set_xticks(x, [f"{v:.2g}" for v in df["loss"]], rotation=60, fontsize=6)
+        ax.set_xlabel("optimum (its best train loss)")
+        ax.set_ylabel("share of converged starts")
+        ax.set_title(_short(f"{study}: {int(optima['study'].eq(study).sum())} optima"), fontsize=8)
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm, cmap), ax=axes, label="stall gap", shrink=0.8)
+    return fig
+
+
+@_styled
+def plot_stall_trend(summary: pd.DataFrame, x: str = "seq_len") -> Figure:
+    """Stall rate and distinct optima per converged start against ``x`` (``seq_len`` or
+    ``spectral_radius``), one line per task/model/method."""
+    if summary.empty or x not in summary or summary[x].nunique() < 2:
+        return _empty(f"no variation in {x}")
+    fig, axes = _grid(2, ncols=2, width=4.0)
+    group_cols = ["task", "model", "method"] + (["spectral_radius"] if x == "seq_len" else [])
+    frame = summary.copy()
+    frame["spectral_radius"] = frame["spectral_radius"].astype(object)
+    for i, (key, g) in enumerate(frame.groupby(group_cols, sort=False, dropna=False)):
+        g = g.sort_values(x)
+        label = " / ".join(str(k) for k in key if k is not None and k == k)
+        color = MODEL_COLORS.get(g["model"].iloc[0], PALETTE[i % len(PALETTE)])
+        ls = ["-", "--", ":", "-."][i % 4]
+        for ax, col in zip(axes, ("stall_rate", "distinct_per_start"), strict=True):
+            ax.plot(g[x], g[col], marker="o", color=color, ls=ls, label=label)
+    for ax, col in zip(
+        axes,
+        ("stall rate (per converged start)", "distinct optima per converged start"),
+        strict=True,
+    ):
+        ax.set_xlabel("sequence length T" if x == "seq_len" else "initial spectral radius of W_h")
+        ax.set_ylabel(col)
+        if x == "seq_len" and summary[x].max() / max(summary[x].min(), 1) >= 10:
+            ax.set_xscale("log")
+    axes[0].legend(fontsize=6)
+    return fig
+
+
+@_styled
+def plot_twin_comparison(comparison: pd.DataFrame) -> Figure:
+    """RNN minus TDNN (difference, with its paired bootstrap interval) of each statistic,
+    one row per RNN/TDNN pair: right of zero means more for the RNN (what C3 predicts)."""
+    if comparison.empty:
+        return _empty("no RNN/TDNN pairs")
+    df = comparison[comparison["measure"] == "difference"].reset_index(drop=True)
+    stats_ = list(dict.fromkeys(df["statistic"]))
+    fig, axes = _grid(
+        len(stats_), ncols=len(stats_), width=3.6, height=0.5 * df["rnn_study"].nunique() + 1.6
+    )
+    for ax, stat in zip(axes, stats_, strict=True):
+        d = df[df["statistic"] == stat].reset_index(drop=True)
+        y = np.arange(len(d))
+        err = np.vstack([d["value"] - d["value_low"], d["value_high"] - d["value"]]).clip(min=0)
+        ax.errorbar(d["value"], y, xerr=err, fmt="o", color=PALETTE[0], capsize=3)
+        ax.axvline(0, color="k", lw=0.8)
+        ax.set_yticks(y, [_short(s, 40) for s in d["rnn_study"]], fontsize=6)
+        ax.set_xlabel(f"{stat}: RNN - TDNN")
+        ax.invert_yaxis()
+    return fig
+
+
+# ------------------------------------------------------------------------------ landscape (C4)
+@_styled
+def plot_roughness(slices: pd.DataFrame, x: str = "seq_len", where: str = "init") -> Figure:
+    """Roughness (local minima per unit length, normalised total variation, gradient-norm
+    spread) against ``x`` (``seq_len`` or ``spectral_radius``), mean over seeds with its
+    standard error; Elman lines per value of the other axis, the TDNN twin dashed."""
+    df = slices[slices["where"] == where] if not slices.empty else slices
+    if df.empty or df[x].nunique() < 2:
+        return _empty(f"no variation in {x} ({where})")
+    metrics = [
+        ("minima_per_unit", "local minima per unit length"),
+        ("tv_norm", "total variation / range"),
+        ("log10_grad_spread", "log10 (q95 / q5) of |grad|"),
+    ]
+    tasks_ = list(dict.fromkeys(df["task"]))
+    fig, axes = _grid(len(metrics) * len(tasks_), ncols=3, width=3.5)
+    other = "spectral_radius" if x == "seq_len" else "seq_len"
+    df = df.copy()
+    df[other] = df[other].astype(float)
+    for t_i, task in enumerate(tasks_):
+        dt = df[df["task"] == task]
+        for m_i, (col, label) in enumerate(metrics):
+            ax = axes[t_i * len(metrics) + m_i]
+            groups = dt.groupby(["model", other], sort=True, dropna=False)
+            for j, ((model, ov), g) in enumerate(groups):
+                if model == "tdnn" and x == "spectral_radius":
+                    continue
+                s = g.groupby(x)[col].agg(["mean", "sem"]).reset_index()
+                color = (
+                    MODEL_COLORS["tdnn"]
+                    if model == "tdnn"
+                    else matplotlib.colormaps["viridis"](j / max(len(groups), 1))
+                )
+                name = "TDNN twin" if model == "tdnn" else f"elman, {other}={ov:g}"
+                ax.errorbar(
+                    s[x],
+                    s["mean"],
+                    yerr=s["sem"].fillna(0),
+                    marker="o",
+                    ms=3,
+                    color=color,
+                    ls="--" if model == "tdnn" else "-",
+                    label=name,
+                    capsize=2,
+                )
+            if x == "spectral_radius":
+                td = dt[dt["model"] == "tdnn"]
+                for _ov, g in td.groupby(other):
+                    ax.axhline(g[col].mean(), color=MODEL_COLORS["tdnn"], ls=":", lw=0.8)
+            ax.set_xlabel("sequence length T" if x == "seq_len" else "initial spectral radius")
+            ax.set_ylabel(label)
+            ax.set_title(f"{task} ({where})", fontsize=8)
+            if x == "seq_len" and dt[x].max() / max(dt[x].min(), 1) >= 10:
+                ax.set_xscale("log")
+    axes[0].legend(fontsize=6)
+    return fig
+
+
+@_styled
+def plot_lyapunov(lyapunov: pd.DataFrame, reference: pd.DataFrame | None = None) -> Figure:
+    """Largest Lyapunov exponent against the spectral radius of ``W_h`` at the start and after
+    training (Elman networks driven by their task inputs), and the reference check of
+    ``tanh(W h)`` with ``W ~ N(0, g^2/N)`` against Sompolinsky et al.'s values."""
+    n = 1 + (reference is not None and not reference.empty)
+    fig, axes = _grid(n, ncols=2, width=4.2, height=3.2)
+    ax = axes[0]
+    if not lyapunov.empty:
+        for where, marker, col in (("init", "o", PALETTE[0]), ("trained", "s", PALETTE[1])):
+            ax.scatter(
+                lyapunov[f"radius_{where}"],
+                lyapunov[f"lambda_{where}"],
+                s=12,
+                marker=marker,
+                color=col,
+                alpha=0.7,
+                label=f"{where} (driven)",
+            )
+        ax.scatter(
+            lyapunov["radius_init"],
+            lyapunov["lambda_init_autonomous"],
+            s=10,
+            marker="x",
+            color=PALETTE[2],
+            alpha=0.7,
+            label="init, no input",
+        )
+    ax.axhline(0, color="k", lw=0.8)
+    ax.axvline(1, color="k", lw=0.5, ls=":")
+    ax.set_xlabel("spectral radius of W_h")
+    ax.set_ylabel("largest Lyapunov exponent (per step)")
+    ax.legend(fontsize=7)
+    if n == 2:
+        ax = axes[1]
+        ref = reference
+        ax.errorbar(
+            ref["gain"],
+            ref["lambda_mean"],
+            yerr=ref["lambda_std"],
+            fmt="o-",
+            color=PALETTE[0],
+            capsize=3,
+            label="measured (mean +- sd)",
+        )
+        lit = pd.DataFrame({"g": [0.5, 0.9, 1.0, 1.5, 2.0], "l": [-0.63, -0.10, 0.0, 0.03, 0.14]})
+        ax.plot(lit["g"], lit["l"], "x", color=PALETTE[1], ms=8, label="SCIENCE.md reference")
+        g = np.linspace(0.4, 1.0, 50)
+        ax.plot(g, np.log(g), ":", color="grey", label="log g")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xlabel("gain g")
+        ax.set_ylabel("largest Lyapunov exponent")
+        ax.set_title("tanh(W h), W ~ N(0, g^2/N), N = 200", fontsize=8)
+        ax.legend(fontsize=7)
+    return fig
+
+
+@_styled
+def plot_cliff(
+    surface: dict[str, np.ndarray],
+    end_points: pd.DataFrame | None = None,
+    interval: tuple[float, float] | None = None,
+) -> Figure:
+    """The cliff loss ``E_50`` over ``(w, b)`` (log colour scale) and its gradient norm, with
+    Doya's bistable interval at ``w = 5`` and the end points of each optimizer family
+    (arrows from their starts are omitted for legibility; starts are small grey dots)."""
+    fig, axes = _grid(2, ncols=2, width=5.0, height=4.0)
+    w, b = surface["w"], surface["b"]
+    for ax, key, label in ((axes[0], "E", "loss E_50"), (axes[1], "grad_norm", "|grad E_50|")):
+        z = np.asarray(surface[key], dtype=float)
+        pos = z[z > 0]
+        vmin = max(
+            float(pos.min()) if pos.size else 1e-12,
+            float(np.quantile(pos, 0.001)) if pos.size else 1e-12,
+        )
+        mesh = ax.pcolormesh(
+            w,
+            b,
+            np.maximum(z, vmin),
+            norm=mcolors.LogNorm(vmin, z.max()),
+            cmap="magma",
+            shading="auto",
+            rasterized=True,
+        )
+        fig.colorbar(mesh, ax=ax, label=label)
+        ax.set_xlabel("w")
+        ax.set_ylabel("b")
+        if interval is not None:
+            ax.plot(
+                [5, 5],
+                list(interval),
+                color="cyan",
+                lw=3,
+                solid_capstyle="butt",
+                label=f"bistable at w=5: b in ({interval[0]:.3f}, {interval[1]:.3f})",
+            )
+    if end_points is not None and not end_points.empty:
+        ax = axes[0]
+        ax.scatter(end_points["w0"], end_points["b0"], s=3, color="0.7", label="starts")
+        for fam, g in end_points.groupby("name", sort=True):
+            st = optimizer_style(str(fam))
+            ax.scatter(
+                g["w"].clip(w.min(), w.max()),
+                g["b"].clip(b.min(), b.max()),
+                s=18,
+                marker=st.marker,
+                facecolor="none",
+                edgecolor=st.color,
+                lw=1.0,
+                label=f"{fam} end points",
+            )
+    axes[0].legend(fontsize=6, loc="lower left")
+    axes[0].set_xlim(w.min(), w.max())
+    axes[0].set_ylim(b.min(), b.max())
+    fig.suptitle(
+        "Pascanu et al.'s cliff: x_t = w sigmoid(x_{t-1}) + b, E = (sigmoid(x_50) - 0.7)^2"
+    )
+    return fig
+
+
+@_styled
+def plot_slices_1d(examples: Sequence[dict], max_panels: int = 6) -> Figure:
+    """Sample 1-D filter-normalised slices (all directions of one record per panel), for the
+    records with the shortest and longest sequences at the smallest and largest radius."""
+    ex = [e for e in examples if e["where"] == "init"]
+    if not ex:
+        return _empty("no slices")
+    pick = _pick_examples(ex, max_panels)
+    fig, axes = _grid(len(pick), ncols=3, width=3.4)
+    for ax, e in zip(axes, pick, strict=True):
+        a = np.asarray(e["alphas"])
+        for k, sl in enumerate(e["slices"]):
+            ax.plot(a, np.asarray(sl, dtype=float), lw=1, color=PALETTE[k % len(PALETTE)])
+        ax.set_yscale("log")
+        ax.set_xlabel("alpha (filter-normalised)")
+        ax.set_ylabel("train loss")
+        ax.set_title(_title(e), fontsize=8)
+    return fig
+
+
+def _title(e: dict) -> str:
+    r = e.get("spectral_radius")
+    rad = f", rho={float(r):g}" if r is not None and r == r else ""
+    return f"{e['task']} T={e['seq_len']} {e['model']}{rad}"
+
+
+def _pick_examples(ex: Sequence[dict], k: int) -> list[dict]:
+    df = pd.DataFrame(
+        {
+            "i": range(len(ex)),
+            "model": [e["model"] for e in ex],
+            "T": [e["seq_len"] or 0 for e in ex],
+            "r": [
+                float(e["spectral_radius"]) if e["spectral_radius"] is not None else -1 for e in ex
+            ],
+            "seed": [e["seed"] for e in ex],
+        }
+    )
+    df = df[df["seed"] == df["seed"].min()]
+    chosen: list[int] = []
+    for model in ("elman", "tdnn"):
+        d = df[df["model"] == model]
+        if d.empty:
+            continue
+        for T in sorted({d["T"].min(), d["T"].max()}):
+            dd = d[d["T"] == T]
+            for r in sorted({dd["r"].min(), dd["r"].max()}):
+                chosen += dd.loc[dd["r"] == r, "i"].head(1).tolist()
+    seen = list(dict.fromkeys(chosen))[:k]
+    return [ex[i] for i in seen]
+
+
+@_styled
+def plot_slices_2d(examples: Sequence[dict], max_panels: int = 6) -> Figure:
+    """2-D filter-normalised slices (log colour scale) for a few records (see
+    :func:`plot_slices_1d` for which)."""
+    ex = [e for e in examples if e.get("slice2d")]
+    if not ex:
+        return _empty("no 2-D slices")
+    pick = _pick_examples(ex, max_panels)
+    fig, axes = _grid(len(pick), ncols=3, width=3.4, height=3.0)
+    for ax, e in zip(axes, pick, strict=True):
+        a = np.asarray(e["slice2d"]["alphas"])
+        z = np.asarray(e["slice2d"]["loss"], dtype=float)
+        z = np.where(np.isfinite(z), z, np.nan)
+        pos = z[np.isfinite(z) & (z > 0)]
+        if pos.size == 0:
+            continue
+        mesh = ax.pcolormesh(
+            a,
+            a,
+            np.maximum(z, pos.min()).T,
+            norm=mcolors.LogNorm(pos.min(), pos.max()),
+            cmap="viridis",
+            shading="auto",
+            rasterized=True,
+        )
+        ax.contour(
+            a, a, np.log10(np.maximum(z, pos.min())).T, levels=12, colors="w", linewidths=0.4
+        )
+        fig.colorbar(mesh, ax=ax, label="train loss")
+        ax.set_xlabel("alpha")
+        ax.set_ylabel("beta")
+        ax.set_title(f"{_title(e)} ({e['where']})", fontsize=8)
+    return fig
+
+
+@_styled
+def plot_interpolation(interp: pd.DataFrame, max_lines: int = 12) -> Figure:
+    """Loss along the line from the start (a = 0) to the trained point (a = 1), Goodfellow et
+    al. (2015), for the first seed of each problem."""
+    if interp.empty:
+        return _empty("no interpolation records")
+    df = interp[interp["seed"] == interp["seed"].min()].head(max_lines)
+    fig = Figure(figsize=(6, 4), layout="constrained")
+    ax = fig.add_subplot()
+    for i, row in enumerate(df.itertuples()):
+        color = MODEL_COLORS.get(row.model, PALETTE[i % len(PALETTE)])
+        ls = ["-", "--", ":", "-."][i % 4]
+        ax.plot(row.alphas, row.loss, color=color, ls=ls, lw=1, label=_short(row.problem, 50))
+    ax.axvline(0, color="k", lw=0.5)
+    ax.axvline(1, color="k", lw=0.5)
+    ax.set_yscale("log")
+    ax.set_xlabel("a  (theta = (1 - a) theta_start + a theta_trained)")
+    ax.set_ylabel("train loss")
+    ax.legend(fontsize=6)
+    return fig
+
+
+@_styled
+def plot_truncation(truncation: pd.DataFrame) -> Figure:
+    """Cosine between the window-k truncated gradient and the full gradient against k, one
+    panel per problem (mean over seeds), one line per checkpoint of the Adam run."""
+    if truncation.empty:
+        return _empty("no truncation records")
+    probs = list(dict.fromkeys(truncation["problem"]))
+    fig, axes = _grid(len(probs), ncols=3, width=3.4)
+    cmap = matplotlib.colormaps["plasma"]
+    for ax, prob in zip(axes, probs, strict=True):
+        d = truncation[truncation["problem"] == prob]
+        cks = sorted(d["checkpoint"].unique())
+        for i, ck in enumerate(cks):
+            s = d[d["checkpoint"] == ck].groupby("k")["cosine"].mean()
+            ax.plot(
+                s.index,
+                s.values,
+                marker="o",
+                ms=3,
+                color=cmap(i / max(len(cks) - 1, 1)),
+                label=f"step {ck}",
+            )
+        ax.set_xscale("log")
+        ax.set_ylim(min(-0.05, float(d["cosine"].min()) - 0.05), 1.05)
+        ax.axhline(1, color="k", lw=0.5)
+        ax.set_xlabel("truncation window k (steps)")
+        ax.set_ylabel("cos(truncated, full gradient)")
+        ax.set_title(_short(prob, 40), fontsize=8)
+    axes[0].legend(fontsize=6)
+    return fig
+
+
+# ----------------------------------------------------------------------------------- reports
+def write_optima_report(results_dir: str | os.PathLike[str], pdf: bool = False) -> list[Path]:
+    """Tables and figures of the ``"start"`` records of a results folder (C2/C3).
+
+    Writes ``tables/optima_summary``, ``tables/optima_optima`` (the distinct optima),
+    ``tables/optima_twins`` (RNN vs TDNN, when there are pairs) and ``figures/optima_*.png``;
+    returns the paths. ValueError if the folder holds no start records.
+    """
+    from suite.analysis.optima import analyse_records
+    from suite.store import load_results
+
+    directory = Path(results_dir)
+    records = load_results(directory).records("start")
+    if not records:
+        raise ValueError(f"{directory} holds no start records: run a multistart experiment first")
+    a = analyse_records(records)
+    tables, figures = directory / "tables", directory / "figures"
+    paths: list[Path] = []
+    paths += _write_table(a.summary, tables, "optima_summary")
+    if not a.optima.empty:
+        paths += _write_table(a.optima, tables, "optima_optima")
+    if not a.comparison.empty:
+        paths += _write_table(a.comparison, tables, "optima_twins")
+    figs: dict[str, Figure] = {
+        "optima_final_losses": plot_final_losses(a.starts),
+        "optima_classes": plot_class_counts(a.summary),
+        "optima_basins": plot_basin_shares(a.optima),
+    }
+    if not a.comparison.empty:
+        figs["optima_twins"] = plot_twin_comparison(a.comparison)
+    for x in ("seq_len", "spectral_radius"):
+        if x in a.summary and a.summary[x].nunique() > 1:
+            figs[f"optima_stall_vs_{x}"] = plot_stall_trend(a.summary, x)
+    for name, fig in figs.items():
+        paths += _save(fig, figures, name, pdf)
+    return paths
+
+
+def write_landscape_report(
+    results_dir: str | os.PathLike[str],
+    pdf: bool = False,
+    trial_results: Sequence[str | os.PathLike[str]] = (),
+) -> list[Path]:
+    """Tables and figures of the landscape records of a results folder (C4).
+
+    Writes ``tables/landscape_roughness`` (means per problem), ``tables/landscape_trends``
+    (Spearman trends), ``tables/landscape_lyapunov``, ``tables/landscape_reference``,
+    ``tables/landscape_cliff`` and the ``figures/landscape_*.png``. The cliff figure draws the
+    end points of the compare trials on the cliff task found in this folder and in the folders
+    ``trial_results``. ValueError if the folder holds no landscape records at all.
+    """
+    from suite.analysis.landscape import (
+        aggregate_slices,
+        analyse_landscape,
+        cliff_end_points,
+        cliff_surface,
+    )
+    from suite.store import load_results
+
+    directory = Path(results_dir)
+    results = load_results(directory)
+    kinds = ("landscape", "lyapunov", "truncation", "lyapunov_reference", "cliff_summary")
+    records = [r for k in kinds for r in results.records(k)]
+    trials = list(results.records("trial"))
+    for other in trial_results:
+        trials += load_results(other).records("trial")
+    if not records and not trials:
+        raise ValueError(f"{directory} holds no landscape records: run a landscape experiment")
+    a = analyse_landscape(records)
+    tables, figures = directory / "tables", directory / "figures"
+    paths: list[Path] = []
+    agg = aggregate_slices(a.slices)
+    if not agg.empty:
+        paths += _write_table(agg, tables, "landscape_roughness")
+    if not a.trends.empty:
+        paths += _write_table(a.trends, tables, "landscape_trends")
+    if not a.lyapunov.empty:
+        paths += _write_table(a.lyapunov, tables, "landscape_lyapunov")
+    if not a.reference.empty:
+        paths += _write_table(a.reference, tables, "landscape_reference")
+    ends = cliff_end_points(trials)
+    if a.cliff is not None:
+        c = a.cliff
+        row = {k: v for k, v in c.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        row["doya_low"], row["doya_high"] = c["doya_interval"]
+        row["doya_numeric_low"], row["doya_numeric_high"] = c["doya_interval_numeric"]
+        paths += _write_table(pd.DataFrame([row]), tables, "landscape_cliff")
+    if not ends.empty:
+        fam = ends.assign(success=ends["loss"] <= ends["target_loss"]).groupby("optimizer")
+        paths += _write_table(
+            fam.agg(
+                runs=("seed", "size"),
+                success_rate=("success", "mean"),
+                median_loss=("loss", "median"),
+            ).reset_index(),
+            tables,
+            "landscape_cliff_end_points",
+        )
+    figs: dict[str, Figure] = {}
+    if not a.slices.empty:
+        for where in ("init", "trained"):
+            for x in ("seq_len", "spectral_radius"):
+                if a.slices[x].nunique() > 1:
+                    figs[f"landscape_roughness_{where}_vs_{x}"] = plot_roughness(a.slices, x, where)
+        figs["landscape_slices_1d"] = plot_slices_1d(a.examples)
+        figs["landscape_slices_2d"] = plot_slices_2d(a.examples)
+    if not a.interpolation.empty:
+        figs["landscape_interpolation"] = plot_interpolation(a.interpolation)
+    if not a.lyapunov.empty or not a.reference.empty:
+        figs["landscape_lyapunov"] = plot_lyapunov(a.lyapunov, a.reference)
+    if not a.truncation.empty:
+        figs["landscape_truncation"] = plot_truncation(a.truncation)
+    if a.cliff is not None or not ends.empty:
+        steps = int(a.cliff["steps"]) if a.cliff else 50
+        interval = tuple(a.cliff["doya_interval"]) if a.cliff else None
+        figs["landscape_cliff"] = plot_cliff(cliff_surface(steps=steps), ends, interval)
+    for name, fig in figs.items():
+        paths += _save(fig, figures, name, pdf)
+    return paths

@@ -1,0 +1,184 @@
+"""Tests of suite.analysis.landscape: directions, slices, roughness, Lyapunov, cliff, truncation."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from suite.analysis import landscape as ls
+from suite.experiment import ExperimentError, experiment_from_dict
+from suite.models import make_model
+from suite.problem import make_problem
+
+
+def test_filter_normalized_direction_matches_filter_norms():
+    rng = np.random.default_rng(0)
+    model = make_model("elman", 2, 1, hidden=3)
+    theta = rng.normal(size=model.dim)
+    d = ls.filter_normalized_direction(model, theta, rng)
+    tb, db = model.unpack(theta[None]), model.unpack(d[None])
+    t_rows = np.concatenate([tb["W_h"], tb["W_x"]], axis=2)[0]
+    d_rows = np.concatenate([db["W_h"], db["W_x"]], axis=2)[0]
+    np.testing.assert_allclose(np.linalg.norm(d_rows, axis=1), np.linalg.norm(t_rows, axis=1))
+    np.testing.assert_allclose(
+        np.linalg.norm(db["W_o"][0], axis=1), np.linalg.norm(tb["W_o"][0], axis=1)
+    )
+    assert np.all(db["b"] == 0) and np.all(db["c"] == 0)
+    # the direction is random: two draws differ
+    assert not np.allclose(d, ls.filter_normalized_direction(model, theta, rng))
+    dn = ls.filter_normalized_direction(model, theta, rng, bias="normalize")
+    np.testing.assert_allclose(np.abs(model.unpack(dn[None])["b"]), np.abs(tb["b"]))
+    with pytest.raises(ValueError, match="bias"):
+        ls.filter_normalized_direction(model, theta, rng, bias="keep")
+
+
+def test_slice_1d_is_one_call_and_matches_pointwise():
+    calls = []
+
+    def loss_fn(rows):
+        calls.append(rows.shape[0])
+        return (rows**2).sum(axis=1)
+
+    theta, d = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    a = np.linspace(-1, 1, 11)
+    out = ls.slice_1d(loss_fn, theta, d, a)
+    assert calls == [11]
+    np.testing.assert_allclose(out, 1.0 + a**2)
+    grid = ls.slice_2d(loss_fn, theta, d, np.array([1.0, 0.0]), a, a[:3])
+    assert grid.shape == (11, 3) and calls[-1] == 33
+    np.testing.assert_allclose(grid[2, 1], 1 + a[2] ** 2 + 2 * a[1] + a[1] ** 2)
+
+
+def test_roughness_of_known_curves():
+    a = np.linspace(-1, 1, 201)
+    mono = ls.roughness(a, np.exp(a))
+    assert mono.n_minima == 0 and mono.tv_norm == pytest.approx(1.0)
+    valley = ls.roughness(a, a**2)
+    assert valley.n_minima == 1 and valley.tv_norm == pytest.approx(2.0)
+    wiggly = ls.roughness(a, np.cos(4 * np.pi * a))  # 4 periods on [-1, 1]
+    assert wiggly.n_minima == 4
+    assert wiggly.minima_per_unit == pytest.approx(2.0)
+    assert wiggly.tv_norm == pytest.approx(8.0, rel=1e-2)
+    bad = ls.roughness(a, np.where(a > 0.5, np.inf, a**2))
+    assert bad.nonfinite == int((a > 0.5).sum()) and bad.n_minima == 1
+    with pytest.raises(ValueError, match="increasing"):
+        ls.roughness(a[::-1], a)
+
+
+def test_lyapunov_negative_for_contraction_positive_for_gain_two():
+    rng = np.random.default_rng(0)
+    H = 50
+    Q = np.linalg.qr(rng.normal(size=(H, H)))[0]
+    lam = ls.lyapunov_exponents((0.5 * Q)[None], rng, steps=300, transient=50)
+    # an orthogonal matrix times 0.5 contracts every direction by exactly 1/2 at h = 0
+    assert lam[0, 0] == pytest.approx(math.log(0.5), abs=0.02)
+    W = rng.normal(size=(1, 200, 200)) * (2.0 / math.sqrt(200))
+    lam2 = ls.lyapunov_exponents(W, rng, steps=400, transient=200, k=2)
+    assert lam2[0, 0] > 0.05 and lam2[0, 0] >= lam2[0, 1]
+
+
+def test_sompolinsky_reference_changes_sign_at_gain_one():
+    ref = ls.sompolinsky_reference((0.5, 2.0), n=100, networks=2, steps=300, transient=100)
+    assert ref.loc[0, "lambda_mean"] < -0.4 and ref.loc[1, "lambda_mean"] > 0.05
+
+
+def test_cliff_bifurcation_interval_at_w5():
+    from tasks.cliff import cliff_fixed_points
+
+    lo, hi = ls.bistable_interval(5.0)
+    assert (round(lo, 2), round(hi, 2)) == (-2.66, -2.34)
+    assert lo == pytest.approx(-2.656, abs=5e-4) and hi == pytest.approx(-2.344, abs=5e-4)
+    # independent check: count the stable fixed points on both sides of each edge
+    for edge, inside in ((lo, lo + 1e-3), (hi, hi - 1e-3)):
+        assert len(cliff_fixed_points(5.0, inside)) == 2
+        outside = edge - 1e-3 if edge == lo else edge + 1e-3
+        assert len(cliff_fixed_points(5.0, outside)) == 1
+    with pytest.raises(ValueError, match="w > 4"):
+        ls.bistable_interval(3.0)
+
+
+def test_cliff_surface_has_cliffs():
+    surf = ls.cliff_surface(np.linspace(-2, 10, 61), np.linspace(-8, 2, 51))
+    assert surf["E"].shape == (51, 61)
+    gn = surf["grad_norm"]
+    assert np.log10(gn.max() / np.median(gn)) > 2  # the gradient spans orders of magnitude
+
+
+def test_truncation_cosines_exact_at_full_window():
+    p = make_problem("adding", model="elman", hidden=3, seq_len=8, n_train=16, seed=0)
+    rng = np.random.default_rng(0)
+    theta = np.stack([p.initial_point(rng) for _ in range(2)])
+    cos = ls.truncation_cosines(p.loss_and_grad, theta, [1, 3, 8])
+    assert cos.shape == (2, 3)
+    np.testing.assert_allclose(cos[:, 2], 1.0, atol=1e-12)
+    assert np.all(cos[:, 0] < 1 - 1e-6)
+
+
+def test_rnn_lyapunov_runs_on_an_elman_model():
+    model = make_model("elman", 2, 1, hidden=6, spectral_radius=0.5)
+    rng = np.random.default_rng(1)
+    theta = np.stack([model.init(rng) for _ in range(3)])
+    lam = ls.rnn_lyapunov(model, theta, None, rng, steps=200, transient=50)
+    assert lam.shape == (3,) and np.all(lam < 0)
+    with pytest.raises(ValueError, match="elman"):
+        ls.rnn_lyapunov(make_model("tdnn", 2, 1), theta, None, rng)
+
+
+def _experiment(**over):
+    d = {
+        "name": "land",
+        "kind": "landscape",
+        "seeds": 2,
+        "settings": {
+            "n_directions": 2,
+            "n_alphas": 21,
+            "n_2d": 5,
+            "spread_points": 8,
+            "train_steps": 20,
+            "checkpoints": 3,
+            "lyapunov_steps": 50,
+            "lyapunov_transient": 10,
+        },
+        "problems": [
+            {
+                "task": "adding",
+                "seq_len": [6, 8],
+                "n_train": 16,
+                "hidden": 3,
+                "spectral_radius": [0.5, 1.5],
+            }
+        ],
+        "reference": ["cliff"],
+    }
+    d.update(over)
+    return experiment_from_dict(d)
+
+
+def test_landscape_experiment_expands_and_runs():
+    exp = _experiment()
+    kinds = [type(u).__name__ for u in exp.units]
+    # 4 elman problems + 2 TDNN twins (one per seq_len) + the cliff summary
+    assert kinds.count("LandscapeUnit") == 6 and kinds.count("CliffUnit") == 1
+    unit = exp.units[0]
+    records = unit.run()
+    assert sorted(r["key"] for r in records) == sorted(unit.keys())
+    assert all(r["status"] == "ok" for r in records)
+    kinds = {r["kind"] for r in records}
+    assert kinds == {"landscape", "lyapunov", "truncation"}
+    land = next(r for r in records if r["kind"] == "landscape")
+    assert len(land["init"]["slices"]) == 2 and len(land["alphas"]) == 21
+    assert land["trained"]["loss"] < land["init"]["loss"]
+    tdnn = next(u for u in exp.units if getattr(u, "model", {}).get("model") == "tdnn")
+    assert {r["kind"] for r in tdnn.run()} == {"landscape"}
+    frames = ls.analyse_landscape(records + exp.units[-1].run())
+    assert len(frames.slices) == 4 and frames.cliff is not None
+    assert set(frames.truncation["k"]) <= {1, 2, 5, 6}
+
+
+def test_landscape_experiment_rejects_bad_keys():
+    with pytest.raises(ExperimentError, match="measurements"):
+        _experiment(measurements=["slices", "weather"])
+    with pytest.raises(ExperimentError, match="settings"):
+        _experiment(settings={"n_alpha": 3})

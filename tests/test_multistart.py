@@ -1,0 +1,159 @@
+"""Tests of suite.multistart: batched training, stopping rules, seeds, units and expansion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from suite import seeding
+from suite.experiment import ExperimentError, experiment_from_dict
+from suite.multistart import (
+    Method,
+    MultiStartChunk,
+    expand_problem_grid,
+    initial_points,
+    study_problem,
+    train_batch,
+)
+
+CLIFF_TASK = {"task": "cliff", "steps": 50}
+CLIFF_MODEL = {"model": "cliff", "dtype": "float64"}
+
+
+def _cliff():
+    p = study_problem(0, CLIFF_TASK, CLIFF_MODEL)
+    return p, initial_points(0, p.task.spec(), p.model, range(12))
+
+
+def test_batched_training_matches_one_start_at_a_time():
+    p, theta0 = _cliff()
+    method = Method("adam", lr=0.02, max_steps=300, polish_steps=200)
+    batch = train_batch(p, theta0, method)
+    for i in range(len(theta0)):
+        one = train_batch(p, theta0[i : i + 1], method)
+        assert one.status[0] == batch.status[i]
+        assert one.steps[0] == batch.steps[i]
+        np.testing.assert_allclose(one.theta[0], batch.theta[i], rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(one.fe[0], batch.fe[i])
+    # rows stop individually: different starts take different numbers of steps
+    assert len(set(batch.steps.tolist())) > 1
+
+
+def test_stopping_rules_and_cost_accounting():
+    p, theta0 = _cliff()
+    p.start()
+    res = train_batch(p, theta0, Method("adam", lr=0.02, max_steps=2000))
+    conv = res.status == "converged"
+    assert conv.sum() >= len(theta0) // 2
+    ok = (res.grad_norm[conv] <= res.gtol) | (res.loss[conv] <= 1e-12 * p.baseline_loss)
+    assert ok.all()
+    # each start is charged exactly its own work, and the shares add up to the total
+    assert res.fe.sum() == pytest.approx(res.total_fe)
+    assert res.total_fe == pytest.approx(p.counters.fe)
+    # the trace is a decreasing-in-time record of full losses, one slot per power of two
+    row = res.trace_loss[0][~np.isnan(res.trace_loss[0])]
+    assert row.size >= 3 and row[-1] <= row[0]
+
+
+def test_divergence_is_a_status_not_an_exception():
+    p = study_problem(
+        0, {"task": "adding", "seq_len": 5, "n_train": 8}, {"model": "elman", "hidden": 2}
+    )
+    theta0 = initial_points(0, p.task.spec(), p.model, range(3))
+    res = train_batch(p, theta0, Method("gd", lr=1e6, max_steps=50, polish="none"))
+    assert set(res.status) == {"diverged"}
+
+
+def test_minibatch_method_needs_an_rng_and_is_seeded():
+    p = study_problem(
+        0, {"task": "adding", "seq_len": 5, "n_train": 16}, {"model": "elman", "hidden": 2}
+    )
+    theta0 = initial_points(0, p.task.spec(), p.model, range(4))
+    m = Method("momentum", lr=0.05, batch_size=4, max_steps=40, check_every=10, polish="none")
+    with pytest.raises(ValueError, match="rng"):
+        train_batch(p, theta0, m)
+    a = train_batch(p, theta0, m, np.random.default_rng(5))
+    b = train_batch(p, theta0, m, np.random.default_rng(5))
+    np.testing.assert_array_equal(a.theta, b.theta)
+    assert np.all(a.steps == 40) or np.any(a.status == "converged")
+
+
+def test_starts_are_the_compare_trial_starts():
+    from suite.trial import Trial
+
+    p, theta0 = _cliff()
+    trial = Trial("x", CLIFF_TASK, CLIFF_MODEL, {"name": "adam", "params": {}}, {"fe": 1.0}, 3, 0)
+    x0 = p.initial_point(np.random.default_rng(trial.streams().init))
+    np.testing.assert_array_equal(x0, theta0[3])
+
+
+def test_method_validation():
+    with pytest.raises(ValueError, match="method name"):
+        Method("bfgs")
+    with pytest.raises(ValueError, match="lr"):
+        Method("adam", lr=-1.0)
+    with pytest.raises(ValueError, match="unknown method key"):
+        Method.from_dict({"name": "adam", "learning_rate": 0.1})
+    assert Method("adam", lr=0.1).display() == "adam(lr=0.1)"
+
+
+def test_chunk_unit_records():
+    unit = MultiStartChunk(
+        experiment="ms",
+        task=CLIFF_TASK,
+        model=CLIFF_MODEL,
+        method=Method("adam", lr=0.02, max_steps=300, polish_steps=100).spec(),
+        seeds=(4, 5, 6),
+    )
+    records = unit.run()
+    assert [r["key"] for r in records] == unit.keys()
+    r = records[0]
+    assert r["kind"] == "start" and r["experiment"] == "ms" and r["spec"]["seed"] == 4
+    assert r["status"] in ("converged", "max_steps", "diverged") and len(r["theta"]) == 2
+    assert {"final_train_loss", "grad_norm", "lambda_min", "lambda_max", "counters"} <= set(r)
+    assert r["counters"]["fe"] > 0
+    # the same study with other seeds gives other keys; the same seed the same key
+    other = MultiStartChunk("ms", CLIFF_TASK, CLIFF_MODEL, unit.method, seeds=(4,))
+    assert other.keys() == unit.keys()[:1]
+    assert seeding.content_hash(unit.study_content()) == unit.study_key
+
+
+def _ms(**over):
+    d = {
+        "name": "ms",
+        "kind": "multistart",
+        "starts": 10,
+        "chunk": 4,
+        "tdnn_twin": True,
+        "problems": [
+            {"task": "adding", "seq_len": [6, 8], "hidden": 3, "spectral_radius": [0.5, 1.5]}
+        ],
+        "methods": [{"name": "adam", "lr": 0.01}, {"name": "gd", "lr": 0.1}],
+    }
+    d.update(over)
+    return experiment_from_dict(d)
+
+
+def test_multistart_expansion():
+    exp = _ms()
+    # 4 elman problems + 2 twins (one per seq_len), 2 methods, 3 chunks of 10 starts
+    assert len(exp.units) == 6 * 2 * 3
+    assert len(set(exp.keys())) == 6 * 2 * 10
+    twins = {u.model["model"] for u in exp.units}
+    assert twins == {"elman", "tdnn"}
+    assert all(u.seeds for u in exp.units)
+    with pytest.raises(ExperimentError, match="methods"):
+        _ms(methods=[{"name": "adam", "speed": 1}])
+    with pytest.raises(ExperimentError, match="chunk"):
+        _ms(chunk=0)
+    with pytest.raises(ExperimentError, match="unknown key"):
+        _ms(start=3)
+
+
+def test_expand_problem_grid():
+    grid = expand_problem_grid(
+        [{"task": "a", "x": [1, 2], "y": [3, 4], "label": "l"}, {"task": "b"}]
+    )
+    assert len(grid) == 5 and grid[-1] == {"task": "b"}
+    assert {(g["x"], g["y"]) for g in grid[:4]} == {(1, 3), (1, 4), (2, 3), (2, 4)}
+    assert all("label" not in g for g in grid[:4])
