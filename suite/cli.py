@@ -260,7 +260,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         )
         return 1
     result = reproduce_claims(
-        quick=not args.full, jobs=args.jobs, out=Path(args.out), dask=args.dask
+        quick=not args.full,
+        jobs=args.jobs,
+        out=Path(args.out),
+        dask=args.dask,
+        report_only=args.report_only,
     )
     if result is not None:
         print(result)
@@ -332,7 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="run the shipped experiments and judge SCIENCE.md")
     p.add_argument("target", choices=["claims"])
-    p.add_argument("--full", action="store_true", help="full budgets (default: quick)")
+    p.add_argument(
+        "--full", action="store_true", help="reference profile, results/claims (default: quick)"
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rebuild every report and the verdicts from stored records",
+    )
     executor_args(p)
     p.add_argument("--out", default="results", metavar="DIR", help="results root (results)")
     p.set_defaults(func=cmd_reproduce)

@@ -38,8 +38,8 @@ Training, per start (rows stop individually; stopped rows are masked out of late
 
 Status of a start: ``converged`` (``||g|| <= gtol``, or a loss below ``1e-12`` of the
 baseline: a global minimum at float64 resolution, where the gradient of a cliff edge can stay
-large), ``max_steps`` (not converged within both
-caps: counted separately by the analysis) or ``diverged``.
+large), ``max_steps`` (not converged within the caps: counted separately by the analysis) or
+``diverged``.
 
 Cost. Every call goes through the Problem's counters; a call on ``n`` rows costs ``n`` times a
 row, and each row is charged its own share, so a start's ``counters.fe`` is exactly the work done
@@ -58,19 +58,22 @@ Experiment file (``kind = "multistart"``)::
     chunk = 128            # starts per work unit (the runner parallelises units)
     data_seed = 0          # seed index whose data stream every start shares
     tdnn_twin = true       # add, for every elman problem, the TDNN of matched parameter count
-    hessian = true         # extreme Hessian eigenvalues at converged end points
+    hessian = true         # extreme Hessian eigenvalues at every end point that did not diverge
 
     [[problems]]           # as in a compare experiment
     task = "adding"
-    seq_len = 10
+    seq_len = 10           # any task/model key may be an array: the grid of their product
     hidden = 4
 
     [[methods]]            # name = "gd" | "momentum" | "adam"; hyper-parameters as in Method
     name = "adam"
     lr = 0.01
 
-Reference: the multi-start design follows the local-minimum studies of Hochreiter & Schmidhuber
-(1997) and of Pascanu, Mikolov & Bengio (2013); L-BFGS from Liu & Nocedal (1989).
+Measured (``bench/bench_multistart.py``, 2 shared cores): see the numbers in that file's
+output; batching pays most where a single call is dominated by Python overhead (the cliff).
+
+References: L-BFGS from Liu & Nocedal (1989) and Nocedal & Wright (2006); the stopping rules
+follow the ``SCIENCE.md`` pitfall on unconverged end points.
 """
 
 from __future__ import annotations
@@ -302,7 +305,7 @@ def train_batch(
 ) -> MultiStartResult:
     """Train the starts ``theta0[N, P]`` on ``problem`` with ``method`` as one batch.
 
-    See the module docstring for the two phases and the stopping rules. ``rng`` draws the
+    See the module docstring for the three phases and the stopping rules. ``rng`` draws the
     minibatches (required when ``method.batch_size`` is set; every row gets the same minibatch
     at a step). The problem's counters keep running (call ``problem.start()`` first to reset
     them); no budget is needed -- the step caps bound the work.

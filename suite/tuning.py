@@ -76,7 +76,9 @@ def _parse_tuning(d: dict, source: str) -> dict | None:
         raise ExperimentError(f"{where}: unknown key(s) {unknown}; allowed: {TUNING_KEYS}")
     grid = table.get("grid")
     if not isinstance(grid, dict) or not grid:
-        raise ExperimentError(f"{where}.grid: must be a non-empty table optimizer -> {{param: [..]}}")
+        raise ExperimentError(
+            f"{where}.grid: must be a non-empty table optimizer -> {{param: [..]}}"
+        )
     names = {o.get("name") for o in d.get("optimizers", [])}
     for opt, params in grid.items():
         if opt not in names:
@@ -109,9 +111,11 @@ def _grid_points(entry: dict, grid: dict) -> list[dict]:
     points = []
     for values in itertools.product(*(params[k] for k in keys)):
         point = {**entry, **dict(zip(keys, values, strict=True))}
-        point["label"] = f"{entry.get('label', entry['name'])}[" + ", ".join(
-            f"{k}={v}" for k, v in zip(keys, values, strict=True)
-        ) + "]"
+        point["label"] = (
+            f"{entry.get('label', entry['name'])}["
+            + ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
+            + "]"
+        )
         points.append(point)
     return points
 
@@ -123,9 +127,7 @@ def tuning_experiment(d: dict, tuning: dict, source: str) -> Experiment:
     if tuning["budget"] is not None:
         for p in problems:
             p.pop("budget", None)
-    raw = {
-        k: v for k, v in d.items() if k not in ("tuning", "optimizers", "problems", "name")
-    }
+    raw = {k: v for k, v in d.items() if k not in ("tuning", "optimizers", "problems", "name")}
     raw.update(
         name=f"{d['name']}-tuning",
         seeds=tuning["seeds"],

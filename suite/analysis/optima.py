@@ -31,6 +31,9 @@ random starts. This module turns stored end points (records of kind ``"start"`` 
    * ``"minimum"``: everything else (tiny gradient, no clearly negative curvature);
    * ``"unchecked"``: converged, but the curvature was not computed.
 
+   The rules are applied in this order of precedence: diverged, zero loss, plateau, not
+   converged, then the curvature test of a converged point.
+
 3. **Symmetries and clustering.** A tanh network with ``H`` hidden units computes the same
    function in ``2^H H!`` parameter copies (flip the signs of a unit's incoming and outgoing
    weights; permute units). :func:`canonicalize` maps every copy to one representative: flip each
@@ -39,10 +42,13 @@ random starts. This module turns stored end points (records of kind ``"start"`` 
    (:func:`cluster_end_points`, complete linkage): two end points are the same optimum when
    their RMS parameter difference ``||a - b|| / sqrt(P)`` is at most ``param_tol`` (default 0.05)
    *and* their losses differ by at most ``loss_tol_rel * s`` (default 1e-3). Complete linkage
-   makes this hold for every pair in a cluster. Alternatively end points can be compared by
-   the function they compute (:func:`function_features`: RMS difference of the outputs on the
-   scored training steps), which is blind to every weight-space symmetry, including the flat
-   directions of dead units that parameter distance sees as different points.
+   makes this hold for every pair in a cluster. The count of optima that the statistics use
+   (:func:`analyse_records`, ``metric="function"``) compares end points by the function they
+   compute instead (:func:`function_features`: RMS difference of the outputs on the scored
+   training steps at most ``func_tol_rel * sqrt(s)``, default 1 % of the target's RMS scale),
+   which is blind to every weight-space symmetry and also to the flat directions of a
+   degenerate minimum (a valley of minima, e.g. a unit whose output weight is zero), which
+   parameter distance splits into many "optima". Both counts are reported.
 
 4. **Study statistics** (:func:`summarize_study`). The best loss ``L*`` is the lowest train
    loss of any end point that did not diverge (converged or not: on tasks whose good solutions
@@ -53,8 +59,8 @@ random starts. This module turns stored end points (records of kind ``"start"`` 
    point is ``(L - L*) / (s - L*)`` (0 at the best, 1 at the trivial predictor's loss).
    Rates are per converged start; unconverged and diverged starts are counted separately.
    Distinct optima are the clusters of minima; the count per converged start is compared
-   between the RNN and its TDNN twin with paired bootstrap intervals (:func:`compare_studies`,
-   resampling seed indices; ``scipy.stats.bootstrap``, percentile method, seeded).
+   between the RNN and its TDNN twin with paired percentile-bootstrap intervals
+   (:func:`compare_studies`, resampling seed indices, seeded).
 
 References: Pascanu, Mikolov & Bengio (2013); Dauphin et al. (2014), "Identifying and attacking
 the saddle point problem in high-dimensional non-convex optimization" (classification by

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from suite.report.style import PALETTE, RC_PARAMS, optimizer_style
 
@@ -144,6 +145,7 @@ def plot_final_losses(starts: pd.DataFrame, bins: int = 40) -> Figure:
         if data:
             ax.hist(data, bins=edges, stacked=True, color=cols, label=labels)
         ax.set_xscale("log")
+        _plain_log(ax, "x")
         best = df.loc[df["class"] != "diverged", "loss"].min()
         if np.isfinite(best):
             ax.axvline(best, color="k", ls="--", lw=0.8)
@@ -243,18 +245,19 @@ def plot_twin_comparison(comparison: pd.DataFrame) -> Figure:
         return _empty("no RNN/TDNN pairs")
     df = comparison[comparison["measure"] == "difference"].reset_index(drop=True)
     stats_ = list(dict.fromkeys(df["statistic"]))
-    fig, axes = _grid(
-        len(stats_), ncols=len(stats_), width=3.6, height=0.5 * df["rnn_study"].nunique() + 1.6
-    )
+    pairs = list(dict.fromkeys(df["rnn_study"]))
+    fig = Figure(figsize=(3.2 * len(stats_) + 2.4, 0.45 * len(pairs) + 1.3), layout="constrained")
+    axes = fig.subplots(1, len(stats_), sharey=True, squeeze=False)[0]
+    y = np.arange(len(pairs))
     for ax, stat in zip(axes, stats_, strict=True):
-        d = df[df["statistic"] == stat].reset_index(drop=True)
-        y = np.arange(len(d))
-        err = np.vstack([d["value"] - d["value_low"], d["value_high"] - d["value"]]).clip(min=0)
-        ax.errorbar(d["value"], y, xerr=err, fmt="o", color=PALETTE[0], capsize=3)
+        d = df[df["statistic"] == stat].set_index("rnn_study").reindex(pairs)
+        lo = (d["value"] - d["value_low"]).fillna(0).clip(lower=0)
+        hi = (d["value_high"] - d["value"]).fillna(0).clip(lower=0)
+        ax.errorbar(d["value"], y, xerr=np.vstack([lo, hi]), fmt="o", color=PALETTE[0], capsize=3)
         ax.axvline(0, color="k", lw=0.8)
-        ax.set_yticks(y, [_short(s, 40) for s in d["rnn_study"]], fontsize=6)
-        ax.set_xlabel(f"{stat}: RNN - TDNN")
-        ax.invert_yaxis()
+        ax.set_xlabel(f"{stat.replace('_', ' ')}\nRNN - TDNN")
+    axes[0].set_yticks(y, [_short(s, 36) for s in pairs], fontsize=6)
+    axes[0].invert_yaxis()
     return fig
 
 
@@ -514,7 +517,13 @@ def plot_slices_2d(examples: Sequence[dict], max_panels: int = 6) -> Figure:
             rasterized=True,
         )
         ax.contour(
-            a, a, np.log10(np.maximum(z, pos.min())).T, levels=12, colors="w", linewidths=0.4
+            a,
+            a,
+            np.log10(np.maximum(z, pos.min())).T,
+            levels=12,
+            colors="w",
+            linewidths=0.4,
+            linestyles="solid",
         )
         fig.colorbar(mesh, ax=ax, label="train loss")
         ax.set_xlabel("alpha")
@@ -524,57 +533,84 @@ def plot_slices_2d(examples: Sequence[dict], max_panels: int = 6) -> Figure:
 
 
 @_styled
-def plot_interpolation(interp: pd.DataFrame, max_lines: int = 12) -> Figure:
+def plot_interpolation(interp: pd.DataFrame) -> Figure:
     """Loss along the line from the start (a = 0) to the trained point (a = 1), Goodfellow et
-    al. (2015), for the first seed of each problem."""
+    al. (2015), first seed of each problem: one panel per task and sequence length, one colour
+    per initial spectral radius, the TDNN twin dashed."""
     if interp.empty:
         return _empty("no interpolation records")
-    df = interp[interp["seed"] == interp["seed"].min()].head(max_lines)
-    fig = Figure(figsize=(6, 4), layout="constrained")
-    ax = fig.add_subplot()
-    for i, row in enumerate(df.itertuples()):
-        color = MODEL_COLORS.get(row.model, PALETTE[i % len(PALETTE)])
-        ls = ["-", "--", ":", "-."][i % 4]
-        ax.plot(row.alphas, row.loss, color=color, ls=ls, lw=1, label=_short(row.problem, 50))
-    ax.axvline(0, color="k", lw=0.5)
-    ax.axvline(1, color="k", lw=0.5)
-    ax.set_yscale("log")
-    ax.set_xlabel("a  (theta = (1 - a) theta_start + a theta_trained)")
-    ax.set_ylabel("train loss")
-    ax.legend(fontsize=6)
+    df = interp[interp["seed"] == interp["seed"].min()].copy()
+    df["spectral_radius"] = df["spectral_radius"].astype(float)
+    panels = df[["task", "seq_len"]].drop_duplicates().sort_values(["task", "seq_len"])
+    fig, axes = _grid(len(panels), ncols=3, width=3.4)
+    radii = sorted(df["spectral_radius"].dropna().unique())
+    cmap = matplotlib.colormaps["viridis"]
+    for ax, (_, row) in zip(axes, panels.iterrows(), strict=True):
+        d = df[(df["task"] == row["task"]) & (df["seq_len"] == row["seq_len"])]
+        for r in d.itertuples():
+            if r.model == "tdnn":
+                color, ls, label = MODEL_COLORS["tdnn"], "--", "TDNN twin"
+            else:
+                j = radii.index(r.spectral_radius) if r.spectral_radius in radii else 0
+                color = cmap(j / max(len(radii) - 1, 1))
+                ls, label = "-", f"elman, rho={r.spectral_radius:g}"
+            ax.plot(r.alphas, r.loss, color=color, ls=ls, lw=1, label=label)
+        ax.axvline(0, color="k", lw=0.5)
+        ax.axvline(1, color="k", lw=0.5)
+        ax.set_yscale("log")
+        ax.set_xlabel("a  ((1 - a) theta_start + a theta_trained)")
+        ax.set_ylabel("train loss")
+        ax.set_title(f"{row['task']}, T = {row['seq_len']}", fontsize=8)
+    axes[0].legend(fontsize=6)
     return fig
 
 
 @_styled
 def plot_truncation(truncation: pd.DataFrame) -> Figure:
-    """Cosine between the window-k truncated gradient and the full gradient against k, one
-    panel per problem (mean over seeds), one line per checkpoint of the Adam run."""
+    """Cosine between the window-k truncated gradient and the full gradient against k (mean
+    over seeds): one panel per task and sequence length, one colour per initial spectral
+    radius; solid at the start of the Adam run, dashed at its last checkpoint."""
     if truncation.empty:
         return _empty("no truncation records")
-    probs = list(dict.fromkeys(truncation["problem"]))
-    fig, axes = _grid(len(probs), ncols=3, width=3.4)
-    cmap = matplotlib.colormaps["plasma"]
-    for ax, prob in zip(axes, probs, strict=True):
-        d = truncation[truncation["problem"] == prob]
-        cks = sorted(d["checkpoint"].unique())
-        for i, ck in enumerate(cks):
-            s = d[d["checkpoint"] == ck].groupby("k")["cosine"].mean()
-            ax.plot(
-                s.index,
-                s.values,
-                marker="o",
-                ms=3,
-                color=cmap(i / max(len(cks) - 1, 1)),
-                label=f"step {ck}",
-            )
+    df = truncation.copy()
+    df["spectral_radius"] = df["spectral_radius"].astype(float)
+    panels = df[["task", "seq_len"]].drop_duplicates().sort_values(["task", "seq_len"])
+    fig, axes = _grid(len(panels), ncols=3, width=3.4)
+    radii = sorted(df["spectral_radius"].dropna().unique())
+    cmap = matplotlib.colormaps["viridis"]
+    first, last = df["checkpoint"].min(), df["checkpoint"].max()
+    for ax, (_, row) in zip(axes, panels.iterrows(), strict=True):
+        d = df[(df["task"] == row["task"]) & (df["seq_len"] == row["seq_len"])]
+        for j, r in enumerate(radii):
+            color = cmap(j / max(len(radii) - 1, 1))
+            for ck, ls in ((first, "-"), (last, "--")):
+                s = d[(d["spectral_radius"] == r) & (d["checkpoint"] == ck)]
+                s = s.groupby("k")["cosine"].mean()
+                label = f"rho={r:g}" if ck == first else None
+                ax.plot(s.index, s.values, marker="o", ms=3, color=color, ls=ls, label=label)
         ax.set_xscale("log")
+        _plain_log(ax, "x")
         ax.set_ylim(min(-0.05, float(d["cosine"].min()) - 0.05), 1.05)
         ax.axhline(1, color="k", lw=0.5)
         ax.set_xlabel("truncation window k (steps)")
         ax.set_ylabel("cos(truncated, full gradient)")
-        ax.set_title(_short(prob, 40), fontsize=8)
-    axes[0].legend(fontsize=6)
+        ax.set_title(f"{row['task']}, T = {row['seq_len']}", fontsize=8)
+    handles = [
+        Line2D([], [], color="k", ls="-", label=f"step {first} (start)"),
+        Line2D([], [], color="k", ls="--", label=f"step {last} (Adam)"),
+    ]
+    axes[0].legend(handles=axes[0].get_legend_handles_labels()[0] + handles, fontsize=6)
     return fig
+
+
+def _plain_log(ax: Any, which: str = "x") -> None:
+    """Plain major tick labels on a log axis, no minor labels (they overlap)."""
+    from matplotlib import ticker
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 # ----------------------------------------------------------------------------------- reports

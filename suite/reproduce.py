@@ -1,0 +1,221 @@
+"""``rnnbench reproduce claims``: run the shipped experiments and judge SCIENCE.md's statements.
+
+The four shipped experiments (each with a quick and a reference profile):
+
+* ``speed`` (C1): every task x every built-in optimizer family, tuned, paired seeds;
+* ``truncation``: truncated BPTT(h; h) against full BPTT over the window h;
+* ``optima`` (C2, C3): multi-start studies of the Elman RNN and its matched TDNN twin;
+* ``landscape`` (C4): roughness, gradient-norm spread, Lyapunov exponents, the cliff, and the
+  truncated-gradient cosine.
+
+:func:`reproduce_claims` runs them (resuming whatever is stored), writes each experiment's own
+report, then the claims report: ``results/claims/REPORT.md`` for the reference profile,
+``results/claims-quick/REPORT.md`` for the quick one, with a verdict per statement and task
+computed from the stored records by the rules of :mod:`suite.analysis.verdicts`.
+:func:`write_claims_report` rebuilds the report from stored results alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from suite.analysis import verdicts as V
+
+EXPERIMENTS: tuple[str, ...] = ("speed", "truncation", "optima", "landscape")
+
+STATEMENTS: dict[str, str] = {
+    "C1": "BPTT trains RNNs much faster than general-purpose optimizers such as evolution "
+    "strategies.",
+    "C2": "BPTT has trouble with local optima.",
+    "C3": "Local optima are a much bigger problem for RNNs than for feed-forward networks.",
+    "C4": "Recurrent feedback makes the error surface chaotic, so local optima are frequent "
+    "and badly placed.",
+}
+
+
+def result_dirs(out: str | os.PathLike[str], quick: bool) -> dict[str, Path]:
+    """Results folder of each shipped claims experiment."""
+    suffix = "-quick" if quick else ""
+    return {name: Path(out) / f"{name}{suffix}" for name in EXPERIMENTS}
+
+
+def claims_dir(out: str | os.PathLike[str], quick: bool) -> Path:
+    """Folder of the claims report."""
+    return Path(out) / ("claims-quick" if quick else "claims")
+
+
+def reproduce_claims(
+    quick: bool = True,
+    jobs: int | None = None,
+    out: str | os.PathLike[str] = "results",
+    dask: str | None = None,
+    progress: bool = True,
+    report_only: bool = False,
+) -> Path:
+    """Run the four claims experiments (``quick`` or reference profile) and write the report.
+
+    Returns the path of the claims ``REPORT.md``. Stored records are reused (a rerun resumes).
+    ``report_only`` skips running and rebuilds every report from what is stored.
+    """
+    from suite.tuning import run_tuned
+
+    profile = "quick" if quick else "default"
+    dirs = result_dirs(out, quick)
+    target = claims_dir(out, quick)
+    timings: dict[str, float] = {}
+    if not report_only:
+        t0 = time.perf_counter()
+        for name in EXPERIMENTS:
+            t = time.perf_counter()
+            summaries = run_tuned(name, profile, out, jobs, dask, progress=progress)
+            for s in summaries:
+                print(s)
+            timings[name] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        target.mkdir(parents=True, exist_ok=True)
+        run_info = {
+            "profile": profile,
+            "jobs": jobs or os.cpu_count(),
+            "executor": "dask" if dask else ("in-process" if jobs == 1 else "processes"),
+            "seconds": timings,
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+            "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        }
+        (target / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
+    write_experiment_reports(dirs)
+    return write_claims_report(dirs, target)
+
+
+def write_experiment_reports(dirs: dict[str, Path]) -> None:
+    """Each experiment's own tables, figures and REPORT.md."""
+    from suite.report import write_report
+    from suite.report.optima_plots import write_landscape_report, write_optima_report
+
+    write_report(dirs["speed"])
+    write_report(dirs["truncation"], reference="full BPTT (adam)")
+    write_optima_report(dirs["optima"])
+    write_landscape_report(dirs["landscape"], trial_results=[dirs["speed"]])
+
+
+def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
+    """Every verdict row (claim x problem) from the stored results of ``dirs``."""
+    from suite.store import load_results
+
+    rel = {name: f"../{d.name}" for name, d in dirs.items()}
+    speed = load_results(dirs["speed"])
+    frames = [V.verdict_c1(speed.trials, speed.trace, f"{rel['speed']}/figures/loss_fe.png")]
+    optima = load_results(dirs["optima"]).records("start")
+    frames.append(V.verdict_c2(optima, f"{rel['optima']}/figures/optima_final_losses.png"))
+    frames.append(V.verdict_c3(optima, f"{rel['optima']}/figures/optima_twins.png"))
+    landscape = load_results(dirs["landscape"])
+    frames.append(V.verdict_c4(landscape, f"{rel['landscape']}/figures/landscape_roughness.png"))
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=V.COLUMNS)
+
+
+def _fmt(x: Any) -> str:
+    from suite.report.tables import format_number
+
+    return format_number(x)
+
+
+def _effect(row: pd.Series, which: str = "") -> str:
+    value = row[f"effect{which}"]
+    if pd.isna(value):
+        return ""
+    low, high = row[f"ci_low{which}"], row[f"ci_high{which}"]
+    return f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
+
+
+def verdict_table(v: pd.DataFrame) -> pd.DataFrame:
+    """The display table: claim, task, verdict, effect [95% CI], second effect, detail."""
+    return pd.DataFrame(
+        {
+            "claim": v["claim"],
+            "task": v["problem"],
+            "verdict": v["verdict"],
+            "effect [95% CI]": [
+                f"{m}: {_effect(r)}" if m else ""
+                for m, (_, r) in zip(v["measure"], v.iterrows(), strict=True)
+            ],
+            "second effect [95% CI]": [
+                f"{m}: {_effect(r, '_2')}" if m else ""
+                for m, (_, r) in zip(v["measure_2"], v.iterrows(), strict=True)
+            ],
+            "n": v["n"],
+            "detail": v["detail"],
+        }
+    )
+
+
+def _matrix(v: pd.DataFrame) -> pd.DataFrame:
+    m = v.pivot_table(index="problem", columns="claim", values="verdict", aggfunc="first")
+    return m.reindex(columns=[c for c in STATEMENTS if c in m.columns]).fillna("")
+
+
+def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
+    """Verdict tables and ``REPORT.md`` for the claims, from stored results only."""
+    from suite.report.tables import to_markdown, write_table
+
+    target.mkdir(parents=True, exist_ok=True)
+    v = compute_verdicts(dirs)
+    write_table(v, target / "tables", "verdicts", latex=False)
+    display = verdict_table(v)
+    matrix = _matrix(v).reset_index().rename(columns={"problem": "task"})
+    write_table(matrix, target / "tables", "verdict_matrix", latex=False)
+    run_file = target / "run.json"
+    run = json.loads(run_file.read_text()) if run_file.exists() else None
+    lines = [
+        "# rnnbench: verdicts on the four statements about BPTT",
+        "",
+        "Generated by `rnnbench reproduce claims"
+        + ("" if "quick" not in target.name else "")
+        + "` from the stored records of "
+        + ", ".join(f"[`{d.name}`](../{d.name}/REPORT.md)" for d in dirs.values())
+        + ". Every verdict below is computed from those records by the rules stated with it "
+        "(`suite/analysis/verdicts.py`); none is typed by hand. Effects carry 95% bootstrap "
+        "confidence intervals over seeds (or starts).",
+        "",
+    ]
+    if run:
+        secs = run["seconds"]
+        lines += [
+            f"Profile **{run['profile']}**, {run['jobs']} workers ({run['executor']}) on "
+            f"{run['machine']}: {secs['total'] / 60:.1f} min in all ("
+            + ", ".join(f"{k} {secs[k] / 60:.1f} min" for k in EXPERIMENTS if k in secs)
+            + f"), finished {run['finished']}.",
+            "",
+        ]
+    lines += ["## Verdict matrix", "", to_markdown(matrix), ""]
+    for claim, statement in STATEMENTS.items():
+        rows = v[v["claim"] == claim]
+        lines += [f"## {claim}: {statement}", "", f"**Rule.** {V.RULES[claim]}", ""]
+        if rows.empty:
+            lines += ["No data: the experiment that tests it has no usable records.", ""]
+            continue
+        lines += [to_markdown(display[v["claim"] == claim].drop(columns=["claim"])), ""]
+        for ev in dict.fromkeys(rows["evidence"]):
+            if ev:
+                lines += [f"![{claim}]({ev})", ""]
+        lines += [f"**Limits.** {V.LIMITS[claim]}", ""]
+    lines += [
+        "## Reproduce",
+        "",
+        "```",
+        "rnnbench reproduce claims" + ("" if "quick" in target.name else " --full"),
+        "rnnbench reproduce claims --report-only"
+        + ("" if "quick" in target.name else " --full")
+        + "   # rebuild every report from stored records",
+        "```",
+        "",
+    ]
+    path = target / "REPORT.md"
+    path.write_text("\n".join(lines))
+    return path
