@@ -111,11 +111,20 @@ def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
     rel = {name: f"../{d.name}" for name, d in dirs.items()}
     speed = load_results(dirs["speed"])
     frames = [V.verdict_c1(speed.trials, speed.trace, f"{rel['speed']}/figures/loss_fe.png")]
-    optima = load_results(dirs["optima"]).records("start")
-    frames.append(V.verdict_c2(optima, f"{rel['optima']}/figures/optima_final_losses.png"))
-    frames.append(V.verdict_c3(optima, f"{rel['optima']}/figures/optima_twins.png"))
+    from suite.analysis.landscape import analyse_landscape
+    from suite.analysis.optima import analyse_records
+
+    optima = analyse_records(load_results(dirs["optima"]).records("start"))
+    frames.append(
+        V.verdict_c2(
+            optima.starts, optima.summary, f"{rel['optima']}/figures/optima_final_losses.png"
+        )
+    )
+    frames.append(V.verdict_c3(optima.comparison, f"{rel['optima']}/figures/optima_twins.png"))
     landscape = load_results(dirs["landscape"])
-    frames.append(V.verdict_c4(landscape, f"{rel['landscape']}/figures/landscape_roughness.png"))
+    kinds = ("landscape", "lyapunov", "truncation", "lyapunov_reference", "cliff_summary")
+    la = analyse_landscape([r for k in kinds for r in landscape.records(k)])
+    frames.append(V.verdict_c4(la.trends, f"{rel['landscape']}/figures/landscape_roughness.png"))
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=V.COLUMNS)
 

@@ -273,3 +273,231 @@ def _row(
         detail=detail,
         evidence=ev,
     )
+
+
+# ----------------------------------------------------------------------------- C2 and C3
+C2_MIN_CONVERGED = 20
+"""C2: a stall rate among converged starts counts only with at least this many of them."""
+
+LIMITS: dict[str, str] = {
+    "C1": (
+        "small models (Elman H = 8, about 90 parameters) and budgets of 1e7 fe; the best "
+        "optimizer of each family is chosen on the same seeds it is judged on; each optimizer's "
+        "main hyper-parameter was tuned on one separate seed over a small grid "
+        "(`speed/tables/tuning.md`). CMA-ES's cost per generation grows with the dimension "
+        "squared (bench/bench_cmaes.py), so larger nets would widen the gap in seconds."
+    ),
+    "C2": (
+        "tiny models (Elman H = 4, about 30 parameters), one dataset per task, full-batch Adam "
+        "followed by L-BFGS/Newton polishing; end points that never meet the gradient tolerance "
+        "(common for RNNs, whose good solutions often lie at growing weights) are reported as "
+        "not converged and are not counted as optima."
+    ),
+    "C3": (
+        "matched parameter counts, not matched function classes: the TDNN sees a window as long "
+        "as the sequence; a stall rate is only defined over converged starts, and RNN starts "
+        "converge far less often."
+    ),
+    "C4": (
+        "roughness along random filter-normalised lines depends on the grid (101 points on "
+        "[-1, 1]); small nets (H = 4) and two tasks; Spearman intervals are Fisher-z intervals "
+        "over pooled seeds and the other grid axis."
+    ),
+}
+
+CONVERGED = ("minimum", "saddle", "plateau")
+
+
+def _share(
+    flags: np.ndarray, weights: np.ndarray | None = None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """Statistic: share of ``flags`` among ``weights`` (all when None) on resampled indices."""
+    w = np.ones_like(flags, dtype=float) if weights is None else weights.astype(float)
+    f = flags.astype(float) * w
+
+    def stat(idx: np.ndarray) -> np.ndarray:
+        n = w[idx].sum(axis=-1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(n > 0, f[idx].sum(axis=-1) / np.maximum(n, 1), np.nan)
+
+    return stat
+
+
+def _short(study: str) -> str:
+    """A study label without its method part: ``task(...) / model(...)``."""
+    return " / ".join(study.split(" / ")[:2])
+
+
+def _c2_rule(stall: Effect, above: Effect, n_conv: int, n_distinct: int) -> str:
+    if math.isnan(above.value):
+        return "no data"
+    if (
+        n_conv >= C2_MIN_CONVERGED
+        and stall.value >= C2_STALL
+        and stall.low > C2_STALL_LOW
+        and n_distinct >= 2
+    ):
+        return "supported"
+    if above.high < C2_REFUTE or (n_conv >= C2_MIN_CONVERGED and stall.high < C2_REFUTE):
+        return "refuted"
+    return "mixed"
+
+
+def verdict_c2(starts: pd.DataFrame, summary: pd.DataFrame, evidence: str = "") -> pd.DataFrame:
+    """C2 per Elman study from :func:`suite.analysis.optima.analyse_records` frames.
+
+    Effect 1: stall rate (stalled minima / converged starts). Effect 2: share of all starts
+    (diverged aside) whose end loss lies above the stall margin, whatever their class.
+    """
+    from suite.analysis.optima import Thresholds
+
+    rel = Thresholds().stall_rel
+    rows = []
+    elman = summary[summary["model"] == "elman"]
+    for _, s in elman.iterrows():
+        g = starts[(starts["study"] == s["study"]) & (starts["class"] != "diverged")]
+        if g.empty:
+            rows.append(
+                _row("C2", _short(s["study"]), "no data", detail="no end points", ev=evidence)
+            )
+            continue
+        conv = g["class"].isin(CONVERGED).to_numpy()
+        stalled = g["stalled"].to_numpy(dtype=bool)
+        above = g["stall_gap"].to_numpy(dtype=float) > rel
+        n = len(g)
+        stall = paired_bootstrap(n, _share(stalled, conv))
+        anyclass = paired_bootstrap(n, _share(above))
+        n_distinct = int(s["n_distinct"])
+        counts = g["class"].value_counts()
+        detail = (
+            f"{n} starts: {int(conv.sum())} converged (minima {counts.get('minimum', 0)}, "
+            f"saddles {counts.get('saddle', 0)}, plateaus {counts.get('plateau', 0)}), "
+            f"{counts.get('not converged', 0)} not converged; {n_distinct} distinct optima; "
+            f"best loss {s['best_loss']:.3g}, baseline {s['baseline_loss']:.3g}"
+        )
+        rows.append(
+            _row(
+                "C2",
+                _short(s["study"]),
+                _c2_rule(stall, anyclass, int(conv.sum()), n_distinct),
+                "stall rate (stalled minima / converged starts)",
+                stall,
+                "share of starts ending above the stall margin (any class)",
+                anyclass,
+                n,
+                detail,
+                evidence,
+            )
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _c3_rule(diff: Effect) -> str:
+    if math.isnan(diff.value) or math.isnan(diff.low):
+        return "no data"
+    if diff.value >= C3_DIFF and diff.low > 0:
+        return "supported"
+    if diff.value <= 0 and diff.high < C3_DIFF:
+        return "refuted"
+    return "mixed"
+
+
+def verdict_c3(comparison: pd.DataFrame, evidence: str = "") -> pd.DataFrame:
+    """C3 per RNN/TDNN pair from :func:`suite.analysis.optima.compare_studies` rows."""
+    rows = []
+    if comparison.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    for pair, c in comparison.groupby("rnn_study", sort=False):
+        c = c[c["measure"] == "difference"].set_index("statistic")
+
+        def eff(stat: str, c: pd.DataFrame = c) -> Effect:
+            r = c.loc[stat]
+            return Effect(float(r["value"]), float(r["value_low"]), float(r["value_high"]))
+
+        stall, unconv = eff("stall_rate"), eff("unconverged_rate")
+        r = c.loc["stall_rate"]
+        detail = (
+            f"stall rate RNN {r['rnn']:.3g} vs TDNN {r['tdnn']:.3g}; unconverged rate RNN "
+            f"{c.loc['unconverged_rate', 'rnn']:.3g} vs TDNN "
+            f"{c.loc['unconverged_rate', 'tdnn']:.3g}"
+            f"; distinct optima per converged start RNN {c.loc['distinct_per_start', 'rnn']:.3g} "
+            f"vs TDNN {c.loc['distinct_per_start', 'tdnn']:.3g}"
+        )
+        rows.append(
+            _row(
+                "C3",
+                _short(str(pair)),
+                _c3_rule(stall),
+                "stall rate RNN - TDNN",
+                stall,
+                "unconverged rate RNN - TDNN",
+                unconv,
+                int(r["n_seeds"]),
+                detail,
+                evidence,
+            )
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+# ------------------------------------------------------------------------------------ C4
+C4_METRIC = "minima_per_unit"
+
+
+def _c4_rule(t: Effect, r: Effect) -> str:
+    if math.isnan(t.value) or math.isnan(r.value):
+        return "no data"
+    if all(e.value >= C4_RHO and e.low > 0 for e in (t, r)):
+        return "supported"
+    if all(e.value <= 0 for e in (t, r)):
+        return "refuted"
+    return "mixed"
+
+
+def verdict_c4(trends: pd.DataFrame, evidence: str = "") -> pd.DataFrame:
+    """C4 per task from :func:`suite.analysis.landscape.trend_table` (slices at the start).
+
+    Effect 1: Spearman rho of local minima per unit length of the slice with sequence length;
+    effect 2: with the initial spectral radius (Elman). The TDNN twin's rho with sequence
+    length is the control (in the detail).
+    """
+    rows = []
+    if trends.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    t = trends[(trends["where"] == "init") & (trends["metric"] == C4_METRIC)]
+    for task, g in t.groupby("task", sort=False):
+
+        def eff(model: str, against: str, g: pd.DataFrame = g) -> tuple[Effect, int]:
+            r = g[(g["model"] == model) & (g["against"] == against)]
+            if r.empty:
+                return Effect(math.nan, math.nan, math.nan), 0
+            r = r.iloc[0]
+            return Effect(float(r["rho"]), float(r["rho_low"]), float(r["rho_high"])), int(r["n"])
+
+        (by_t, n), (by_r, _) = eff("elman", "seq_len"), eff("elman", "spectral_radius")
+        twin, _ = eff("tdnn", "seq_len")
+        tv = trends[
+            (trends["task"] == task)
+            & (trends["where"] == "init")
+            & (trends["metric"] == "tv_norm")
+            & (trends["model"] == "elman")
+        ].set_index("against")["rho"]
+        detail = (
+            f"TDNN twin: rho with T = {twin.value:.2f} [{twin.low:.2f}, {twin.high:.2f}]; "
+            + ", ".join(f"total-variation rho with {k} = {v:.2f}" for k, v in tv.items())
+        )
+        rows.append(
+            _row(
+                "C4",
+                str(task),
+                _c4_rule(by_t, by_r),
+                "Spearman rho, minima per unit length vs sequence length",
+                by_t,
+                "Spearman rho vs spectral radius",
+                by_r,
+                n,
+                detail,
+                evidence,
+            )
+        )
+    return pd.DataFrame(rows, columns=COLUMNS)
