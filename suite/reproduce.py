@@ -120,7 +120,9 @@ def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
             optima.starts, optima.summary, f"{rel['optima']}/figures/optima_final_losses.png"
         )
     )
-    frames.append(V.verdict_c3(optima.comparison, f"{rel['optima']}/figures/optima_twins.png"))
+    frames.append(
+        V.verdict_c3(optima.starts, optima.comparison, f"{rel['optima']}/figures/optima_twins.png")
+    )
     landscape = load_results(dirs["landscape"])
     kinds = ("landscape", "lyapunov", "truncation", "lyapunov_reference", "cliff_summary")
     la = analyse_landscape([r for k in kinds for r in landscape.records(k)])

@@ -59,14 +59,19 @@ RULES: dict[str, str] = {
         "the same rule on the ratio of median final train losses at the budget (one clock)."
     ),
     "C2": (
+        "A start stalls when its end loss exceeds the best loss any start of the same study found "
+        "by more than 10% of the gap between that best and the trivial baseline (the stall "
+        "margin); the stall rate counts stalled minima (gradient below tolerance, no clearly "
+        "negative Hessian eigenvalue) among converged starts. "
         f"supported: stall rate >= {C2_STALL:g} with its 95% interval above {C2_STALL_LOW:g} and "
         f"at least 2 distinct optima; refuted: the interval of the stall rate lies below "
         f"{C2_REFUTE:g} (nearly all converged starts reach the best level); mixed: otherwise."
     ),
     "C3": (
-        f"supported: stall rate(RNN) - stall rate(TDNN twin) >= {C3_DIFF:g} with its 95% "
-        "interval above 0; refuted: the interval lies below or straddles 0 with a point "
-        "difference <= 0; mixed: otherwise."
+        "supported: the share of starts that end above their model's stall margin (whatever "
+        f"their class), RNN minus matched TDNN twin, is >= {C3_DIFF:g} with its 95% interval "
+        f"above 0; refuted: the difference is <= 0 with its interval below {C3_DIFF:g}; "
+        "mixed: otherwise."
     ),
     "C4": (
         f"supported: Spearman correlation of roughness with sequence length and with spectral "
@@ -402,37 +407,50 @@ def _c3_rule(diff: Effect) -> str:
     return "mixed"
 
 
-def verdict_c3(comparison: pd.DataFrame, evidence: str = "") -> pd.DataFrame:
-    """C3 per RNN/TDNN pair from :func:`suite.analysis.optima.compare_studies` rows."""
+def _above_margin(starts: pd.DataFrame, study: str) -> pd.Series:
+    """Per seed: does the start end above its study's stall margin (diverged count as above)?"""
+    from suite.analysis.optima import Thresholds
+
+    g = starts[starts["study"] == study]
+    above = (g["stall_gap"].to_numpy(dtype=float) > Thresholds().stall_rel) | (
+        g["class"].to_numpy() == "diverged"
+    )
+    return pd.Series(above, index=g["seed"].to_numpy())
+
+
+def verdict_c3(starts: pd.DataFrame, comparison: pd.DataFrame, evidence: str = "") -> pd.DataFrame:
+    """C3 per RNN/TDNN pair: the share of starts that end above their model's stall margin
+    (whatever their class), RNN minus TDNN, paired by seed index (effect 1); the stall rate of
+    converged starts (:func:`suite.analysis.optima.compare_studies`) as effect 2."""
     rows = []
     if comparison.empty:
         return pd.DataFrame(columns=COLUMNS)
-    for pair, c in comparison.groupby("rnn_study", sort=False):
+    for (rnn, tdnn), c in comparison.groupby(["rnn_study", "tdnn_study"], sort=False):
         c = c[c["measure"] == "difference"].set_index("statistic")
-
-        def eff(stat: str, c: pd.DataFrame = c) -> Effect:
-            r = c.loc[stat]
-            return Effect(float(r["value"]), float(r["value_low"]), float(r["value_high"]))
-
-        stall, unconv = eff("stall_rate"), eff("unconverged_rate")
+        a, b = _above_margin(starts, rnn), _above_margin(starts, tdnn)
+        seeds = np.intersect1d(a.index, b.index)
+        a, b = a.loc[seeds].to_numpy(float), b.loc[seeds].to_numpy(float)
+        diff = paired_bootstrap(len(seeds), lambda idx, a=a, b=b: a[idx].mean(-1) - b[idx].mean(-1))
         r = c.loc["stall_rate"]
+        stall = Effect(float(r["value"]), float(r["value_low"]), float(r["value_high"]))
+        u = c.loc["unconverged_rate"]
         detail = (
-            f"stall rate RNN {r['rnn']:.3g} vs TDNN {r['tdnn']:.3g}; unconverged rate RNN "
-            f"{c.loc['unconverged_rate', 'rnn']:.3g} vs TDNN "
-            f"{c.loc['unconverged_rate', 'tdnn']:.3g}"
-            f"; distinct optima per converged start RNN {c.loc['distinct_per_start', 'rnn']:.3g} "
-            f"vs TDNN {c.loc['distinct_per_start', 'tdnn']:.3g}"
+            f"ending above the margin: RNN {a.mean():.3g} vs TDNN {b.mean():.3g}; stall rate "
+            f"of converged starts RNN {r['rnn']:.3g} vs TDNN {r['tdnn']:.3g}; unconverged rate "
+            f"RNN {u['rnn']:.3g} vs TDNN {u['tdnn']:.3g}; distinct optima per converged start "
+            f"RNN {c.loc['distinct_per_start', 'rnn']:.3g} vs TDNN "
+            f"{c.loc['distinct_per_start', 'tdnn']:.3g}"
         )
         rows.append(
             _row(
                 "C3",
-                _short(str(pair)),
-                _c3_rule(stall),
-                "stall rate RNN - TDNN",
+                _short(str(rnn)),
+                _c3_rule(diff),
+                "share ending above the stall margin, RNN - TDNN",
+                diff,
+                "stall rate of converged starts, RNN - TDNN",
                 stall,
-                "unconverged rate RNN - TDNN",
-                unconv,
-                int(r["n_seeds"]),
+                len(seeds),
                 detail,
                 evidence,
             )
