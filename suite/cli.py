@@ -234,16 +234,60 @@ def _results_dir(args: argparse.Namespace) -> Path:
     )
 
 
+LANDSCAPE_KINDS = ("landscape", "lyapunov", "truncation", "lyapunov_reference", "cliff_summary")
+"""Record kinds of a landscape folder (:mod:`suite.analysis.landscape`)."""
+
+
+def _folder_kinds(directory: Path) -> tuple[str | None, Counter]:
+    """The stored experiment's ``kind`` (None without a spec) and ``record kind -> number``."""
+    from suite.store import Store
+
+    store = Store(directory)
+    spec = store.experiment()
+    kinds = Counter(e.kind for e in store.scan(warn=False).entries.values())
+    return (str(spec.get("kind", "compare")) if spec else None), kinds
+
+
 def cmd_report(args: argparse.Namespace) -> int:
-    """``rnnbench report EXPERIMENT_OR_DIR``."""
+    """``rnnbench report EXPERIMENT_OR_DIR``: route a folder to its report writer.
+
+    Start records (``kind = "multistart"``) go to
+    :func:`suite.report.optima_plots.write_optima_report`, landscape records to
+    :func:`~suite.report.optima_plots.write_landscape_report`, trial records (``compare``, and the
+    cliff trials a landscape experiment may hold) to :func:`suite.report.write_report`. Prints the
+    folders written into and the ``REPORT.md`` path.
+    """
     directory = _results_dir(args)
     try:
         from suite.report import write_report
+        from suite.report.optima_plots import write_landscape_report, write_optima_report
     except ImportError as exc:
         print(f"rnnbench: the report module is not available ({exc})", file=sys.stderr)
         return 1
-    path = write_report(directory, latex=args.latex, pdf=args.pdf)
-    print(path)
+    experiment_kind, kinds = _folder_kinds(directory)
+    if not kinds:
+        raise _BadInput(f"{directory} holds no records: run the experiment first")
+    optima = bool(kinds["start"]) or experiment_kind == "multistart"
+    landscape = any(kinds[k] for k in LANDSCAPE_KINDS) or experiment_kind == "landscape"
+    trials = bool(kinds["trial"]) or not (optima or landscape)
+    if args.latex and (optima or landscape):
+        print(
+            "rnnbench: warning: --latex: LaTeX tables are written for trial records only",
+            file=sys.stderr,
+        )
+    written: list[Path] = []
+    try:
+        if optima:
+            written += write_optima_report(directory, pdf=args.pdf)
+        if landscape:
+            written += write_landscape_report(directory, pdf=args.pdf)
+        report = write_report(directory, latex=args.latex, pdf=args.pdf) if trials else None
+    except ValueError as exc:  # the folder lacks the records its writer needs
+        raise _BadInput(str(exc)) from None
+    for folder in dict.fromkeys(p.parent for p in written):
+        print(folder)
+    if report is not None:
+        print(report)
     return 0
 
 
