@@ -126,7 +126,8 @@ def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
     landscape = load_results(dirs["landscape"])
     kinds = ("landscape", "lyapunov", "truncation", "lyapunov_reference", "cliff_summary")
     la = analyse_landscape([r for k in kinds for r in landscape.records(k)])
-    frames.append(V.verdict_c4(la.trends, f"{rel['landscape']}/figures/landscape_roughness.png"))
+    figs = f"{rel['landscape']}/figures/landscape_roughness_init_vs"
+    frames.append(V.verdict_c4(la.trends, f"{figs}_seq_len.png;{figs}_spectral_radius.png"))
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=V.COLUMNS)
 
@@ -212,9 +213,8 @@ def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
             lines += ["No data: the experiment that tests it has no usable records.", ""]
             continue
         lines += [to_markdown(display[v["claim"] == claim].drop(columns=["claim"])), ""]
-        for ev in dict.fromkeys(rows["evidence"]):
-            if ev:
-                lines += [f"![{claim}]({ev})", ""]
+        for ev in dict.fromkeys(e for evs in rows["evidence"] for e in evs.split(";") if e):
+            lines += [f"![{claim}]({ev})", ""]
         lines += [f"**Limits.** {V.LIMITS[claim]}", ""]
     lines += [
         "## Reproduce",

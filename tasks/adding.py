@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.base import Dataset, Split, Task, check_rng, param, register
+from tasks.base import Dataset, SampledTask, Split, param, register
 
 SOLVE_TOLERANCE = 0.04
 TARGET_MSE = (SOLVE_TOLERANCE / 2) ** 2
@@ -41,15 +41,13 @@ TARGET_MSE = (SOLVE_TOLERANCE / 2) ** 2
 
 @register("adding")
 @dataclass(frozen=True, kw_only=True)
-class Adding(Task):
+class Adding(SampledTask):
     """Adding problem: output the sum of the two marked values at the last step."""
 
     n_in = 2
     n_out = 1
     loss = "mse"
 
-    n_train: int = param(128, low=1, doc="number of training sequences")
-    n_test: int = param(256, low=1, doc="number of test sequences")
     seq_len: int = param(20, low=2, doc="steps per sequence (one marker in each half)")
 
     def _split(self, rng: np.random.Generator, n: int) -> Split:
@@ -70,7 +68,5 @@ class Adding(Task):
         return Split(X, Y, M)
 
     def generate(self, rng: np.random.Generator) -> Dataset:
-        check_rng(rng)
-        train = self._split(rng, self.n_train)
-        test = self._split(rng, self.n_test)
+        train, test = self._draw_splits(rng)
         return self._dataset(train, test, TARGET_MSE)

@@ -143,6 +143,17 @@ def masked_mean(split: Split) -> np.ndarray:
     return np.einsum("bt,bto->o", split.M, split.Y) / split.M.sum()
 
 
+def washout_mask(n: int, T: int, washout: int) -> np.ndarray:
+    """Step weights ``M[n, T]`` that score every step but the first ``washout``.
+
+    ``M[b, t] = 1`` for ``t >= washout`` and 0 before: the leading steps only drive the network
+    out of its start-up transient.
+    """
+    M = np.zeros((n, T))
+    M[:, washout:] = 1.0
+    return M
+
+
 def window_fit_mse(split: Split, window: int, ridge: float = 0.0) -> float:
     """Train MSE of an affine least-squares fit of ``Y[b,t]`` on the last ``window`` inputs.
 
@@ -309,6 +320,27 @@ class Task:
         """Assemble the dataset, with ``baseline_loss`` the train loss of the trivial predictor."""
         baseline = loss_value(self.trivial_prediction(train), train, self.loss)
         return Dataset(train, test, baseline_loss=baseline, target_loss=target_loss)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampledTask(Task):
+    """A task whose train and test splits are ``n_train`` and ``n_test`` drawn sequences.
+
+    Declares the two size parameters (first among the task's parameters). Subclasses that draw
+    each split independently implement :meth:`_split` and get both from :meth:`_draw_splits`.
+    """
+
+    n_train: int = param(128, low=1, doc="number of training sequences")
+    n_test: int = param(256, low=1, doc="number of test sequences")
+
+    def _split(self, rng: np.random.Generator, n: int) -> Split:
+        """Draw one split of ``n`` sequences from ``rng``."""
+        raise NotImplementedError
+
+    def _draw_splits(self, rng: np.random.Generator) -> tuple[Split, Split]:
+        """Check ``rng`` and draw the train split, then the test split, from it."""
+        check_rng(rng)
+        return self._split(rng, self.n_train), self._split(rng, self.n_test)
 
 
 def check_rng(rng: Any) -> np.random.Generator:

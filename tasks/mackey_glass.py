@@ -49,11 +49,12 @@ import numpy as np
 
 from tasks.base import (
     Dataset,
+    SampledTask,
     Split,
-    Task,
     check_rng,
     param,
     register,
+    washout_mask,
     window_fit_mse,
 )
 
@@ -110,15 +111,13 @@ def mackey_glass(
 
 @register("mackey_glass")
 @dataclass(frozen=True, kw_only=True)
-class MackeyGlass(Task):
+class MackeyGlass(SampledTask):
     """Mackey-Glass (tau = 17) one-step-ahead prediction: input x_t, target x_{t+1}."""
 
     n_in = 1
     n_out = 1
     loss = "mse"
 
-    n_train: int = param(128, low=1, doc="number of training sequences")
-    n_test: int = param(256, low=1, doc="number of test sequences")
     seq_len: int = param(40, low=1, doc="scored steps per sequence")
     washout: int = param(10, low=0, doc="unscored leading steps per sequence")
     sample_every: int = param(1, low=1, high=50, doc="time units between samples")
@@ -131,8 +130,7 @@ class MackeyGlass(Task):
         mu = x[: self.n_train].mean()
         sd = x[: self.n_train].std()
         x = (x - mu) / sd
-        M = np.zeros((n, T))
-        M[:, self.washout :] = 1.0
+        M = washout_mask(n, T, self.washout)
         X, Y = x[:, :T, None], x[:, 1:, None]
         train = Split(X[: self.n_train], Y[: self.n_train], M[: self.n_train])
         test = Split(X[self.n_train :], Y[self.n_train :], M[self.n_train :])

@@ -50,11 +50,11 @@ import numpy as np
 
 from tasks.base import (
     Dataset,
+    SampledTask,
     Split,
-    Task,
-    check_rng,
     param,
     register,
+    washout_mask,
     window_fit_mse,
 )
 
@@ -87,15 +87,13 @@ def narma10(u: np.ndarray) -> np.ndarray:
 
 @register("narma10")
 @dataclass(frozen=True, kw_only=True)
-class Narma10(Task):
+class Narma10(SampledTask):
     """NARMA10 one-step system identification: input u(t), target y(t+1)."""
 
     n_in = 1
     n_out = 1
     loss = "mse"
 
-    n_train: int = param(128, low=1, doc="number of training sequences")
-    n_test: int = param(256, low=1, doc="number of test sequences")
     seq_len: int = param(30, low=1, high=2000, doc="scored steps per sequence")
     washout: int = param(20, low=0, high=1000, doc="unscored leading steps per sequence")
 
@@ -113,12 +111,9 @@ class Narma10(Task):
                 bad = bad[~np.all((y[bad] >= 0) & (y[bad] <= Y_BOUND), axis=1)]
         if bad.size:
             raise ValueError(f"NARMA10 runs of {T} steps keep leaving [0, 1]; use shorter ones")
-        M = np.zeros((n, T))
-        M[:, self.washout :] = 1.0
+        M = washout_mask(n, T, self.washout)
         return Split(u[:, :, None], y[:, :, None], M)
 
     def generate(self, rng: np.random.Generator) -> Dataset:
-        check_rng(rng)
-        train = self._split(rng, self.n_train)
-        test = self._split(rng, self.n_test)
+        train, test = self._draw_splits(rng)
         return self._dataset(train, test, TARGET_FACTOR * window_fit_mse(train, REF_WINDOW))

@@ -38,22 +38,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.base import Dataset, Split, Task, check_rng, param, register
+from tasks.base import Dataset, SampledTask, Split, param, register
 
 TARGET_FRACTION = 0.05
 
 
 @register("parity")
 @dataclass(frozen=True, kw_only=True)
-class Parity(Task):
+class Parity(SampledTask):
     """Temporal parity: output the XOR of the bits seen so far (every step or at the end)."""
 
     n_in = 1
     n_out = 1
     loss = "bce"
 
-    n_train: int = param(128, low=1, doc="number of training sequences")
-    n_test: int = param(256, low=1, doc="number of test sequences")
     seq_len: int = param(10, low=1, doc="bits per sequence")
     mode: str = param("end", choices=("end", "running"), doc="score the last step or every step")
 
@@ -68,7 +66,5 @@ class Parity(Task):
         return Split(bits[:, :, None].astype(np.float64), parity[:, :, None], M)
 
     def generate(self, rng: np.random.Generator) -> Dataset:
-        check_rng(rng)
-        train = self._split(rng, self.n_train)
-        test = self._split(rng, self.n_test)
+        train, test = self._draw_splits(rng)
         return self._dataset(train, test, TARGET_FRACTION * math.log(2))

@@ -212,3 +212,74 @@ def test_ctrl_c_on_a_process_pool_keeps_records_and_exits_130(tmp_path):
     stored = sorted(p.stem for p in records.glob("*.json"))
     trials = load_results(tmp_path / "clitest").trials
     assert sorted(trials["key"]) == stored and 2 <= len(stored) < 40
+
+
+MULTISTART = """
+name = "climulti"
+kind = "multistart"
+seed = 0
+starts = 4
+chunk = 4
+tdnn_twin = true
+
+[[problems]]
+task = "adding"
+seq_len = 5
+hidden = 2
+n_train = 16
+n_test = 16
+
+[[methods]]
+name = "adam"
+lr = 0.01
+max_steps = 30
+polish_steps = 30
+"""
+
+LANDSCAPE_WITH_CLIFF = """
+name = "clicliff"
+kind = "landscape"
+seed = 0
+reference = ["cliff"]
+
+[cliff]
+seeds = 2
+budget = { fe = 2000 }
+optimizers = [{ name = "adam" }, { name = "random-search" }]
+"""
+
+
+def test_report_routes_multistart_and_landscape_folders(tmp_path, capsys):
+    """`report` writes the optima figures of a multistart folder (no trial records), and both
+    the landscape figures and the trial report of a landscape folder holding cliff trials."""
+    multi = tmp_path / "multi.toml"
+    multi.write_text(MULTISTART)
+    argv = ["--jobs", "1", "--out", str(tmp_path), "--no-progress"]
+    assert run_cli(capsys, "run", str(multi), *argv)[0] == 0
+    folder = tmp_path / "climulti"
+    code, out, err = run_cli(capsys, "report", str(folder), "--pdf", "--latex")
+    assert code == 0, err
+    assert out.split() == [str(folder / "tables"), str(folder / "figures")]
+    assert "--latex" in err  # said once that LaTeX is for trial records only
+    for name in ("optima_final_losses", "optima_classes", "optima_twins"):
+        for ext in ("png", "pdf"):
+            assert (folder / "figures" / f"{name}.{ext}").stat().st_size > 1000
+    summary = (folder / "tables" / "optima_summary.csv").read_text().splitlines()
+    assert len(summary) == 3  # header, the Elman study and its TDNN twin
+    assert not (folder / "REPORT.md").exists()  # no trial records: no trial report
+
+    cliff = tmp_path / "cliff.toml"
+    cliff.write_text(LANDSCAPE_WITH_CLIFF)
+    assert run_cli(capsys, "run", str(cliff), *argv)[0] == 0
+    folder = tmp_path / "clicliff"
+    code, out, err = run_cli(capsys, "report", str(folder))
+    assert code == 0, err
+    assert out.split() == [str(folder / p) for p in ("tables", "figures", "REPORT.md")]
+    assert (folder / "figures" / "landscape_cliff.png").stat().st_size > 1000
+    assert (folder / "figures" / "loss_fe.png").stat().st_size > 1000
+    assert "random-search" in (folder / "REPORT.md").read_text()
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli(capsys, "report", str(empty))
+    assert code == 2 and "no records" in err and "Traceback" not in err

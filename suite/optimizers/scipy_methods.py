@@ -81,6 +81,24 @@ def _loss_and_grad(problem: Any):
 _GRAD_CONSTRAINTS = {"gtol": at_least(0), "max_iter": at_least(1)}
 
 
+def _minimize_unbounded(
+    problem: Any, x0: np.ndarray, method: str, gtol: float, max_iter: int | None
+) -> np.ndarray:
+    """Run scipy's unbounded gradient ``method`` ("BFGS" or "CG") on the exact BPTT gradient.
+
+    Stops at ``max |g_i| <= gtol`` (``norm=inf``) or after ``max_iter`` iterations (none when
+    None); the stop message goes to ``problem.set_stop_reason``.
+    """
+    res = scipy.optimize.minimize(
+        _loss_and_grad(problem),
+        np.array(x0, dtype=np.float64),
+        jac=True,
+        method=method,
+        options={"gtol": gtol, "norm": np.inf, "maxiter": _cap(max_iter)},
+    )
+    return _record(problem, method, res)
+
+
 @register_optimizer("scipy-lbfgsb", family="scipy")
 @dataclass(frozen=True)
 class ScipyLBFGSB(Optimizer):
@@ -130,14 +148,7 @@ class ScipyBFGS(Optimizer):
     constraints: ClassVar[dict] = _GRAD_CONSTRAINTS
 
     def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        res = scipy.optimize.minimize(
-            _loss_and_grad(problem),
-            np.array(x0, dtype=np.float64),
-            jac=True,
-            method="BFGS",
-            options={"gtol": self.gtol, "norm": np.inf, "maxiter": _cap(self.max_iter)},
-        )
-        return _record(problem, "BFGS", res)
+        return _minimize_unbounded(problem, x0, "BFGS", self.gtol, self.max_iter)
 
 
 @register_optimizer("scipy-cg", family="scipy")
@@ -152,14 +163,7 @@ class ScipyCG(Optimizer):
     constraints: ClassVar[dict] = _GRAD_CONSTRAINTS
 
     def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        res = scipy.optimize.minimize(
-            _loss_and_grad(problem),
-            np.array(x0, dtype=np.float64),
-            jac=True,
-            method="CG",
-            options={"gtol": self.gtol, "norm": np.inf, "maxiter": _cap(self.max_iter)},
-        )
-        return _record(problem, "CG", res)
+        return _minimize_unbounded(problem, x0, "CG", self.gtol, self.max_iter)
 
 
 @register_optimizer("scipy-nelder-mead", family="scipy")

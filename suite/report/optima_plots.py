@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import matplotlib
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from matplotlib import colors as mcolors
@@ -145,7 +146,8 @@ def plot_final_losses(starts: pd.DataFrame, bins: int = 40) -> Figure:
         if data:
             ax.hist(data, bins=edges, stacked=True, color=cols, label=labels)
         ax.set_xscale("log")
-        _plain_log(ax, "x")
+        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(numticks=6))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         best = df.loc[df["class"] != "diverged", "loss"].min()
         if np.isfinite(best):
             ax.axvline(best, color="k", ls="--", lw=0.8)
@@ -308,8 +310,14 @@ def plot_roughness(slices: pd.DataFrame, x: str = "seq_len", where: str = "init"
                 )
             if x == "spectral_radius":
                 td = dt[dt["model"] == "tdnn"]
-                for _ov, g in td.groupby(other):
-                    ax.axhline(g[col].mean(), color=MODEL_COLORS["tdnn"], ls=":", lw=0.8)
+                for k, (ov, g) in enumerate(td.groupby(other)):
+                    ax.axhline(
+                        g[col].mean(),
+                        color=MODEL_COLORS["tdnn"],
+                        ls=":",
+                        lw=0.8 + 0.4 * k,
+                        label=f"TDNN twin, {other}={ov:g}",
+                    )
             ax.set_xlabel("sequence length T" if x == "seq_len" else "initial spectral radius")
             ax.set_ylabel(label)
             ax.set_title(f"{task} ({where})", fontsize=8)
