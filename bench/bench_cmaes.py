@@ -14,31 +14,19 @@ BLAS, as in the runner's workers. Two warm-up generations are not counted.
 
 from __future__ import annotations
 
-import os
+import argparse
+import statistics
+import time
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # must happen before numpy is imported
+import _common  # first: one BLAS thread, the repository on sys.path
+import cma
+import numpy as np
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
+from suite.optimizers import get_optimizer
+from suite.optimizers.cmaes import default_popsize
+from suite.problem import make_problem
 
-import cma  # noqa: E402
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from suite.optimizers import get_optimizer  # noqa: E402
-from suite.optimizers.cmaes import default_popsize  # noqa: E402
-from suite.problem import make_problem  # noqa: E402
-
-try:  # optional
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-except ImportError:  # pragma: no cover - environment dependent
-    pass
+_common.limit_blas_threads()
 
 
 def measure(hidden: int, seq_len: int, diagonal: bool, generations: int, seconds: float) -> dict:

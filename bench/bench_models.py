@@ -17,30 +17,18 @@ synthetic arrays of the same shapes.  PyTorch rows are skipped when ``import tor
 
 from __future__ import annotations
 
-import os
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # must happen before numpy is imported
+import _common  # first: one BLAS thread, the repository on sys.path
+import numpy as np
 
-import argparse  # noqa: E402
-import statistics  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-from pathlib import Path  # noqa: E402
-from types import SimpleNamespace  # noqa: E402
+from suite.models import make_model
 
-import numpy as np  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from suite.models import make_model  # noqa: E402
-
-try:  # optional
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1)
-except ImportError:  # pragma: no cover - environment dependent
-    pass
+_common.limit_blas_threads()
 
 try:  # optional
     import torch

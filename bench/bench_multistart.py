@@ -10,10 +10,9 @@ Measures
    its end-point statuses.
 
 Both sides run exactly the same code path; the only difference is the number of rows per call.
-The machine is shared: rerun if the numbers look noisy. Run with one BLAS thread for fair
-numbers::
-
-    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python bench/bench_multistart.py [--quick]
+The machine is shared: rerun if the numbers look noisy. Run
+``python bench/bench_multistart.py [--quick]``; BLAS uses one thread unless
+``OPENBLAS_NUM_THREADS`` (etc.) is set (``bench/_common.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import argparse
 import collections
 import time
 
+import _common  # noqa: F401  (first: one BLAS thread, the repository on sys.path)
 import numpy as np
 
 from suite.multistart import Method, initial_points, study_problem, train_batch

@@ -19,24 +19,19 @@ Run ``python bench/bench_runner.py [--quick] [--skip-parallel]``. Figures printe
 
 from __future__ import annotations
 
+import argparse
+import math
 import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")  # before numpy: in-process and workers alike use one thread
+import _common  # noqa: F401  (first: one BLAS thread in-process and in workers; repo on sys.path)
 
-import argparse  # noqa: E402
-import math  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from suite.experiment import experiment_from_dict  # noqa: E402
-from suite.runner import run_experiment  # noqa: E402
-from suite.store import INDEX, Store, load_results  # noqa: E402
+from suite.experiment import experiment_from_dict
+from suite.runner import run_experiment
+from suite.store import INDEX, Store, load_results
 
 
 def load_note() -> str:

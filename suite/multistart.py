@@ -519,29 +519,9 @@ def _lbfgs_phase(
             gnr = np.maximum(_norm(G[reset]), 1e-300)
             d[reset] = -G[reset] / np.maximum(gnr, 1.0)[:, None]
             gd[reset] = np.einsum("np,np->n", G[reset], d[reset])
-        t = np.ones(active.size)
-        pending = np.arange(active.size)
-        new_L = np.full(active.size, np.inf)
-        new_G = np.zeros_like(G)
-        accepted = np.zeros(active.size, dtype=bool)
-        for _bt in range(max_backtracks):
-            if pending.size == 0:
-                break
-            trial = theta[active[pending]] + t[pending, None] * d[pending]
-            ok_rows = np.isfinite(trial).all(axis=1)
-            Lt = np.full(pending.size, np.inf)
-            Gt = np.zeros((pending.size, p))
-            if ok_rows.any():
-                Lt[ok_rows], Gt[ok_rows] = charger.loss_and_grad(
-                    active[pending[ok_rows]], trial[ok_rows]
-                )
-            armijo = np.isfinite(Lt) & (Lt <= L[pending] + c1 * t[pending] * gd[pending])
-            armijo &= np.isfinite(Gt).all(axis=1)
-            acc = pending[armijo]
-            new_L[acc], new_G[acc] = Lt[armijo], Gt[armijo]
-            accepted[acc] = True
-            pending = pending[~armijo]
-            t[pending] *= 0.5
+        t, accepted, new_L, new_G = _backtrack(
+            charger, theta, active, L, G, d, gd, c1, max_backtracks, skip_nonfinite=True
+        )
         polish_steps[active] += 1
         acc = np.flatnonzero(accepted)
         s = t[acc, None] * d[acc]
@@ -620,24 +600,9 @@ def _newton_phase(
         gd = np.einsum("np,np->n", G, d)
         convex &= gd < 0
         active, L, G, d, gd = active[convex], L[convex], G[convex], d[convex], gd[convex]
-        t = np.ones(active.size)
-        pending = np.arange(active.size)
-        accepted = np.zeros(active.size, dtype=bool)
-        new_L = np.full(active.size, np.inf)
-        new_G = np.zeros_like(G)
-        for _bt in range(max_backtracks):
-            if pending.size == 0:
-                break
-            trial = theta[active[pending]] + t[pending, None] * d[pending]
-            Lt, Gt = charger.loss_and_grad(active[pending], trial)
-            good = np.isfinite(Lt) & (Lt <= L[pending] + c1 * t[pending] * gd[pending])
-            good &= np.isfinite(Gt).all(axis=1)
-            good &= _norm(Gt) < _norm(G[pending])
-            acc = pending[good]
-            new_L[acc], new_G[acc] = Lt[good], Gt[good]
-            accepted[acc] = True
-            pending = pending[~good]
-            t[pending] *= 0.5
+        t, accepted, new_L, new_G = _backtrack(
+            charger, theta, active, L, G, d, gd, c1, max_backtracks, shrink_grad=True
+        )
         acc = np.flatnonzero(accepted)
         rows = active[acc]
         theta[rows] += t[acc, None] * d[acc]
@@ -646,6 +611,61 @@ def _newton_phase(
         done = gtol.ok(loss[rows], gnorm[rows])
         status[rows[done]] = "converged"
         active = rows[~done]
+
+
+def _backtrack(
+    charger: _Charger,
+    theta: np.ndarray,
+    active: np.ndarray,
+    L: np.ndarray,
+    G: np.ndarray,
+    d: np.ndarray,
+    gd: np.ndarray,
+    c1: float,
+    max_backtracks: int,
+    *,
+    skip_nonfinite: bool = False,
+    shrink_grad: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Batched per-row backtracking from ``theta[active]`` along the directions ``d``.
+
+    Row ``i`` tries ``t_i = 1, 1/2, 1/4, ...`` (at most ``max_backtracks`` tries) and accepts
+    the first step whose loss and gradient are finite and that satisfies Armijo's condition
+    ``L(theta + t d) <= L + c1 t g'd`` (Nocedal & Wright 2006, eq. 3.4; ``gd`` holds ``g'd``),
+    and, with ``shrink_grad``, also decreases the gradient norm. With ``skip_nonfinite`` a
+    trial point with a non-finite entry is rejected without being evaluated. Returns the step
+    sizes ``t`` (the last one tried for rows never accepted), which rows accepted, and the loss
+    and gradient at the accepted points (``inf`` and 0 elsewhere).
+    """
+    t = np.ones(active.size)
+    pending = np.arange(active.size)
+    new_L = np.full(active.size, np.inf)
+    new_G = np.zeros_like(G)
+    accepted = np.zeros(active.size, dtype=bool)
+    for _bt in range(max_backtracks):
+        if pending.size == 0:
+            break
+        trial = theta[active[pending]] + t[pending, None] * d[pending]
+        if skip_nonfinite:
+            ok_rows = np.isfinite(trial).all(axis=1)
+            Lt = np.full(pending.size, np.inf)
+            Gt = np.zeros((pending.size, theta.shape[1]))
+            if ok_rows.any():
+                Lt[ok_rows], Gt[ok_rows] = charger.loss_and_grad(
+                    active[pending[ok_rows]], trial[ok_rows]
+                )
+        else:
+            Lt, Gt = charger.loss_and_grad(active[pending], trial)
+        good = np.isfinite(Lt) & (Lt <= L[pending] + c1 * t[pending] * gd[pending])
+        good &= np.isfinite(Gt).all(axis=1)
+        if shrink_grad:
+            good &= _norm(Gt) < _norm(G[pending])
+        acc = pending[good]
+        new_L[acc], new_G[acc] = Lt[good], Gt[good]
+        accepted[acc] = True
+        pending = pending[~good]
+        t[pending] *= 0.5
+    return t, accepted, new_L, new_G
 
 
 def _two_loop(

@@ -44,7 +44,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -123,18 +123,28 @@ def _num(value: Any) -> float:
         return math.nan
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=".part")
+@contextlib.contextmanager
+def _atomic_file(path: Path, suffix: str = ".part") -> Iterator[BinaryIO]:
+    """A temporary binary file next to ``path``, renamed over ``path`` when the block ends.
+
+    ``os.replace`` makes the new content appear at once (readers see the old file or the new
+    one, never a part); if the block raises, the temporary file is removed and the error
+    re-raised.
+    """
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    with _atomic_file(path) as f:
+        f.write(data)
 
 
 @dataclass
@@ -374,23 +384,14 @@ class Store:
         """Rewrite the index with exactly one line per valid record (atomic rename)."""
         self.close()
         keep = {e.offset for e in scan.entries.values() if e.offset >= 0}
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=_TMP_PREFIX, suffix=".jsonl")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                new_offset = 0
-                moved: dict[int, int] = {}
-                for offset, line in self._index_lines():
-                    if offset in keep:
-                        moved[offset] = new_offset
-                        out.write(line)
-                        new_offset += len(line)
-            os.replace(tmp, self.index_path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+        moved: dict[int, int] = {}
+        with _atomic_file(self.index_path, suffix=".jsonl") as out:
+            new_offset = 0
+            for offset, line in self._index_lines():
+                if offset in keep:
+                    moved[offset] = new_offset
+                    out.write(line)
+                    new_offset += len(line)
         for entry in scan.entries.values():
             entry.offset = moved.get(entry.offset, -1)
         scan.stale_lines = 0
@@ -525,6 +526,10 @@ def _label(name: str, params: dict) -> str:
     return f"{name}({inner})" if inner else name
 
 
+_INT_COLUMNS = ("fwd_steps", "bwd_steps", "loss_calls", "grad_calls", "evaluations", "nonfinite")
+"""The integer cost counters of a record (columns of :attr:`Results.trials` after ``fe``)."""
+
+
 def _trial_row(record: dict, trace: dict | None = None) -> tuple[dict, dict]:
     spec = record.get("spec", {})
     task = dict(spec.get("task", {}))
@@ -573,17 +578,7 @@ def _trial_row(record: dict, trace: dict | None = None) -> tuple[dict, dict]:
         "baseline_loss": _num(record.get("baseline_loss")),
         "success": success,
         "fe": _num(counters.get("fe")),
-        **{
-            name: _num(counters.get(name))
-            for name in (
-                "fwd_steps",
-                "bwd_steps",
-                "loss_calls",
-                "grad_calls",
-                "evaluations",
-                "nonfinite",
-            )
-        },
+        **{name: _num(counters.get(name)) for name in _INT_COLUMNS},
         "wall": _num(times.get("wall")),
         "cpu": _num(times.get("cpu")),
         "inside_wall": _num(times.get("inside_wall")),
@@ -594,9 +589,6 @@ def _trial_row(record: dict, trace: dict | None = None) -> tuple[dict, dict]:
         "seconds_to_target": seconds_hit,
     }
     return row, trace
-
-
-_INT_COLUMNS = ("fwd_steps", "bwd_steps", "loss_calls", "grad_calls", "evaluations", "nonfinite")
 
 
 def trial_frames(

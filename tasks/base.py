@@ -264,7 +264,8 @@ class Task:
     Subclasses set the class attributes ``n_in``, ``n_out``, ``loss`` and (optionally)
     ``model`` and ``fixed_data``, declare their parameters with :func:`param`, and implement
     :meth:`generate` (usually through :meth:`_dataset`). ``name`` is set by :func:`register`.
-    Cross-parameter constraints go in :meth:`_check`.
+    Cross-parameter constraints go in :meth:`_check`. Tasks that draw ``n_train`` and
+    ``n_test`` sequences derive from :class:`SampledTask`.
 
     ``fixed_data`` declares that the data do not depend on the generator (a real series, a
     fixed problem): ``generate`` then returns the same arrays for every seed.

@@ -59,6 +59,7 @@ from tasks.base import (
     check_rng,
     param,
     register,
+    washout_mask,
     window_fit_mse,
 )
 
@@ -100,7 +101,7 @@ def _windows(x: np.ndarray, first: int, last: int, washout: int, seq_len: int) -
     idx = np.where(keep, in_year - FIRST_YEAR, 0)
     X = np.where(keep, x[idx], 0.0)
     Y = np.where(keep, x[idx + 1], 0.0)
-    M = (keep & (np.arange(T) >= washout)[None, :]).astype(np.float64)
+    M = keep * washout_mask(n, T, washout)
     return Split(X[:, :, None], Y[:, :, None], M)
 
 

@@ -15,12 +15,11 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import matplotlib
 import matplotlib.ticker
@@ -30,7 +29,7 @@ from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from suite.report.style import PALETTE, RC_PARAMS, optimizer_style
+from suite.report.style import PALETTE, optimizer_style, styled
 
 __all__ = [
     "CLASS_COLORS",
@@ -51,8 +50,6 @@ __all__ = [
     "write_optima_report",
 ]
 
-F = TypeVar("F", bound=Callable[..., Figure])
-
 CLASS_COLORS: dict[str, str] = {
     "minimum": PALETTE[0],
     "saddle": PALETTE[1],
@@ -65,15 +62,6 @@ CLASS_COLORS: dict[str, str] = {
 
 MODEL_COLORS: dict[str, str] = {"elman": PALETTE[0], "tdnn": PALETTE[1], "cliff": PALETTE[2]}
 """One colour per model (the RNN and its feed-forward twin)."""
-
-
-def _styled(func: F) -> F:
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Figure:
-        with matplotlib.rc_context(RC_PARAMS):
-            return func(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _save(fig: Figure, directory: Path, name: str, pdf: bool = False) -> list[Path]:
@@ -122,7 +110,7 @@ def _empty(message: str) -> Figure:
 
 
 # ---------------------------------------------------------------------------- optima (C2/C3)
-@_styled
+@styled
 def plot_final_losses(starts: pd.DataFrame, bins: int = 40) -> Figure:
     """Histogram of final train losses per study (log-spaced bins), stacked by end-point class;
     the dashed line is the best loss, the dotted one the trivial predictor's loss."""
@@ -162,7 +150,7 @@ def plot_final_losses(starts: pd.DataFrame, bins: int = 40) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def plot_class_counts(summary: pd.DataFrame) -> Figure:
     """Share of starts per end-point class, one horizontal stacked bar per study."""
     if summary.empty:
@@ -186,7 +174,7 @@ def plot_class_counts(summary: pd.DataFrame) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def plot_basin_shares(optima: pd.DataFrame, top: int = 12) -> Figure:
     """Basin shares of the ``top`` most popular optima per study, coloured by stall gap
     (0 = the best loss found, 1 = the trivial predictor's loss)."""
@@ -209,7 +197,7 @@ def plot_basin_shares(optima: pd.DataFrame, top: int = 12) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def plot_stall_trend(summary: pd.DataFrame, x: str = "seq_len") -> Figure:
     """Stall rate and distinct optima per converged start against ``x`` (``seq_len`` or
     ``spectral_radius``), one line per task/model/method."""
@@ -239,7 +227,7 @@ def plot_stall_trend(summary: pd.DataFrame, x: str = "seq_len") -> Figure:
     return fig
 
 
-@_styled
+@styled
 def plot_twin_comparison(comparison: pd.DataFrame) -> Figure:
     """RNN minus TDNN (difference, with its paired bootstrap interval) of each statistic,
     one row per RNN/TDNN pair: right of zero means more for the RNN (what C3 predicts)."""
@@ -264,7 +252,7 @@ def plot_twin_comparison(comparison: pd.DataFrame) -> Figure:
 
 
 # ------------------------------------------------------------------------------ landscape (C4)
-@_styled
+@styled
 def plot_roughness(slices: pd.DataFrame, x: str = "seq_len", where: str = "init") -> Figure:
     """Roughness (local minima per unit length, normalised total variation, gradient-norm
     spread) against ``x`` (``seq_len`` or ``spectral_radius``), mean over seeds with its
@@ -327,7 +315,7 @@ def plot_roughness(slices: pd.DataFrame, x: str = "seq_len", where: str = "init"
     return fig
 
 
-@_styled
+@styled
 def plot_lyapunov(lyapunov: pd.DataFrame, reference: pd.DataFrame | None = None) -> Figure:
     """Largest Lyapunov exponent against the spectral radius of ``W_h`` at the start and after
     training (Elman networks driven by their task inputs), and the reference check of
@@ -384,7 +372,7 @@ def plot_lyapunov(lyapunov: pd.DataFrame, reference: pd.DataFrame | None = None)
     return fig
 
 
-@_styled
+@styled
 def plot_cliff(
     surface: dict[str, np.ndarray],
     end_points: pd.DataFrame | None = None,
@@ -447,7 +435,7 @@ def plot_cliff(
     return fig
 
 
-@_styled
+@styled
 def plot_slices_1d(examples: Sequence[dict], max_panels: int = 6) -> Figure:
     """Sample 1-D filter-normalised slices (all directions of one record per panel), for the
     records with the shortest and longest sequences at the smallest and largest radius."""
@@ -499,7 +487,7 @@ def _pick_examples(ex: Sequence[dict], k: int) -> list[dict]:
     return [ex[i] for i in seen]
 
 
-@_styled
+@styled
 def plot_slices_2d(examples: Sequence[dict], max_panels: int = 6) -> Figure:
     """2-D filter-normalised slices (log colour scale) for a few records (see
     :func:`plot_slices_1d` for which)."""
@@ -540,7 +528,7 @@ def plot_slices_2d(examples: Sequence[dict], max_panels: int = 6) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def plot_interpolation(interp: pd.DataFrame) -> Figure:
     """Loss along the line from the start (a = 0) to the trained point (a = 1), Goodfellow et
     al. (2015), first seed of each problem: one panel per task and sequence length, one colour
@@ -573,7 +561,7 @@ def plot_interpolation(interp: pd.DataFrame) -> Figure:
     return fig
 
 
-@_styled
+@styled
 def plot_truncation(truncation: pd.DataFrame) -> Figure:
     """Cosine between the window-k truncated gradient and the full gradient against k (mean
     over seeds): one panel per task and sequence length, one colour per initial spectral

@@ -16,13 +16,12 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import textwrap
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -31,7 +30,7 @@ from matplotlib import ticker
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from suite.report.style import RC_PARAMS, clock_label, optimizer_style
+from suite.report.style import RC_PARAMS, clock_label, optimizer_style, styled
 
 __all__ = [
     "plot_final_losses",
@@ -41,19 +40,6 @@ __all__ = [
     "plot_speed_ratios",
     "save_figure",
 ]
-
-F = TypeVar("F", bound=Callable[..., Figure])
-
-
-def _styled(func: F) -> F:
-    """Draw inside the suite's rc settings (restored afterwards)."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Figure:
-        with matplotlib.rc_context(RC_PARAMS):
-            return func(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def save_figure(
@@ -195,7 +181,7 @@ def _order(frame: pd.DataFrame, column: str) -> list:
     return list(pd.unique(frame[column]))
 
 
-@_styled
+@styled
 def plot_loss_curves(
     curves: pd.DataFrame,
     clock: str = "fe",
@@ -242,7 +228,7 @@ def plot_loss_curves(
     return fig
 
 
-@_styled
+@styled
 def plot_runtime_ecdf(
     ecdf: pd.DataFrame,
     clock: str = "fe",
@@ -285,7 +271,7 @@ def plot_runtime_ecdf(
     return fig
 
 
-@_styled
+@styled
 def plot_final_losses(
     final: pd.DataFrame,
     split: str = "train",
@@ -356,7 +342,7 @@ def plot_final_losses(
     return fig
 
 
-@_styled
+@styled
 def plot_performance_profile(
     profile: pd.DataFrame, *, cost_label: str = "ERT (fe)", title: str | None = None
 ) -> Figure:
@@ -387,7 +373,7 @@ def plot_performance_profile(
     return fig
 
 
-@_styled
+@styled
 def plot_speed_ratios(
     paired: pd.DataFrame,
     *,

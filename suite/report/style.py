@@ -17,9 +17,11 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 PALETTE: tuple[str, ...] = (
     "#0072B2",  # blue
@@ -141,3 +143,21 @@ RC_PARAMS: dict[str, Any] = {
     "axes.spines.right": False,
 }
 """Matplotlib settings used by every figure of the suite (``matplotlib.rc_context(RC_PARAMS)``)."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def styled(func: F) -> F:
+    """Decorator: run a figure-drawing function inside ``matplotlib.rc_context(RC_PARAMS)``.
+
+    The suite's settings apply while the figure is drawn and are restored afterwards.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import matplotlib  # here: the colour and label helpers above do not need it
+
+        with matplotlib.rc_context(RC_PARAMS):
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,201 @@
+"""notebooks/claims.ipynb executes end to end (nbclient, kernel python3, cwd notebooks/).
+
+Two result sets: a tiny one built here in seconds (four tiny experiments named like the shipped
+ones, plus their claims report), and the committed reference results (``results/claims`` with
+``results/{speed,truncation,optima,landscape}``), or whatever ``RNNBENCH_RESULTS`` /
+``RNNBENCH_PROFILE`` name in the environment. ``rnnbench reproduce claims`` itself (quick
+profile) takes minutes, too slow to build a result set for a unit test.
+(notebooks/compare_optimizers.ipynb is tested in test_report.py.)
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "claims.ipynb"
+EXPERIMENTS = ("speed", "truncation", "optima", "landscape")
+
+COMPARE = """
+name = "{name}"
+seeds = 3
+budget = {{ fe = 2e4 }}
+
+[[problems]]
+task = "adding"
+seq_len = 5
+hidden = 3
+n_train = 16
+n_test = 16
+
+[[optimizers]]
+name = "adam"
+lr = 0.03
+
+[[optimizers]]
+name = "random-search"
+"""
+
+OPTIMA = """
+name = "optima"
+kind = "multistart"
+seed = 0
+starts = 6
+chunk = 6
+tdnn_twin = true
+
+[[problems]]
+task = "adding"
+seq_len = 5
+hidden = 2
+n_train = 16
+n_test = 16
+
+[[methods]]
+name = "adam"
+lr = 0.03
+max_steps = 40
+polish_steps = 40
+"""
+
+LANDSCAPE = """
+name = "landscape"
+kind = "landscape"
+seed = 0
+seeds = 2
+reference = []
+measurements = ["slices"]
+
+[settings]
+n_directions = 2
+n_alphas = 21
+n_interp = 11
+n_2d = 5
+spread_points = 4
+train_steps = 20
+checkpoints = 2
+
+[[problems]]
+task = "adding"
+seq_len = [3, 6]
+spectral_radius = [0.5, 1.5]
+hidden = 2
+n_train = 8
+n_test = 8
+"""
+
+
+def _requirements() -> tuple:
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (dev extra)")
+    nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (dev extra)")
+    pytest.importorskip("ipykernel", reason="ipykernel is not installed (dev extra)")
+    return nbformat, nbclient
+
+
+def run_notebook(root: Path, profile: str, monkeypatch: pytest.MonkeyPatch) -> tuple[list, float]:
+    """Execute the notebook on ``root`` (``profile``); return its code cells and the seconds."""
+    nbformat, nbclient = _requirements()
+    monkeypatch.setenv("RNNBENCH_RESULTS", str(root))
+    monkeypatch.setenv("RNNBENCH_PROFILE", profile)
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
+    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=120,
+        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
+    )
+    t0 = time.perf_counter()
+    client.execute()
+    return [c for c in nb.cells if c.cell_type == "code"], time.perf_counter() - t0
+
+
+def outputs(cells: list) -> tuple[str, str, int]:
+    """Printed text, displayed Markdown and the number of images of executed cells."""
+    outs = [o for c in cells for o in c.get("outputs", [])]
+    assert not [o for o in outs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outs if o.get("output_type") == "stream")
+    markdown = "\n".join(o.get("data", {}).get("text/markdown", "") for o in outs)
+    images = sum("image/png" in o.get("data", {}) for o in outs)
+    return text, markdown, images
+
+
+@pytest.fixture(scope="session")
+def tiny_claims(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A results root with tiny ``speed``, ``truncation``, ``optima``, ``landscape`` folders and
+    their claims report, whose stored C4 verdict is then altered (the notebook must notice)."""
+    from suite.reproduce import claims_dir, result_dirs, write_claims_report
+    from suite.runner import run_experiment
+
+    base = tmp_path_factory.mktemp("claims")
+    specs = {name: COMPARE.format(name=name) for name in ("speed", "truncation")}
+    specs |= {"optima": OPTIMA, "landscape": LANDSCAPE}
+    for name, text in specs.items():
+        path = base / f"{name}.toml"
+        path.write_text(text)
+        run_experiment(path, out=base / "results", jobs=1, progress=False)
+    root = base / "results"
+    write_claims_report(result_dirs(root, quick=False), claims_dir(root, quick=False))
+    stored = root / "claims" / "tables" / "verdicts.csv"
+    v = pd.read_csv(stored)
+    assert sorted(v["claim"]) == ["C1", "C2", "C3", "C4"]
+    v.loc[v["claim"] == "C4", "verdict"] = "altered"
+    v.to_csv(stored, index=False)
+    return root
+
+
+def test_claims_notebook_is_stored_without_outputs() -> None:
+    nbformat, _ = _requirements()
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_claims_notebook_on_tiny_results(tiny_claims: Path, monkeypatch) -> None:
+    cells, _ = run_notebook(tiny_claims, "full", monkeypatch)
+    text, markdown, images = outputs(cells)
+    assert f"results root {tiny_claims.resolve()}" in text
+    # the recomputed verdicts against the stored table, whose C4 verdict was altered
+    assert "3 of 4 verdicts agree" in text and "| C4 | adding | mixed | altered |" in markdown
+    for claim in ("C1", "C2", "C3", "C4"):
+        assert f"**{claim}.**" in markdown  # statement, rule and verdict rows of every claim
+    from suite.analysis.verdicts import RULES
+
+    assert all(rule in markdown for rule in RULES.values())
+    # C1 evidence: the ERT table names both families; C2-C4: their tables and figures
+    assert "| adam(lr=0.03) | BPTT |" in markdown and "| random-search | black-box |" in markdown
+    assert "RNN share above margin" in markdown and "minima_per_unit" in markdown
+    assert images == 5  # loss curves, final losses, twins, two roughness panels
+
+
+@pytest.mark.slow  # 15 s on the quick results, more on the reference ones
+def test_claims_notebook_on_stored_results(monkeypatch) -> None:
+    """The committed reference results (or RNNBENCH_RESULTS / RNNBENCH_PROFILE): the notebook
+    runs and recomputes exactly the verdicts of the stored claims report."""
+    root = os.environ.get("RNNBENCH_RESULTS")
+    profile = os.environ.get("RNNBENCH_PROFILE", "full") if root else "full"
+    root_path = Path(root) if root else ROOT / "results"
+    suffix = "-quick" if profile == "quick" else ""
+    needed = [root_path / f"{name}{suffix}" for name in (*EXPERIMENTS, "claims")]
+    if not all(p.is_dir() for p in needed):
+        pytest.skip(
+            f"no stored {profile} claims results under {root_path} (needs "
+            + ", ".join(p.name for p in needed)
+            + "): commit `rnnbench reproduce claims --full` results, or set RNNBENCH_RESULTS"
+        )
+    cells, seconds = run_notebook(root_path, profile, monkeypatch)
+    text, markdown, images = outputs(cells)
+    n = len(pd.read_csv(root_path / f"claims{suffix}" / "tables" / "verdicts.csv"))
+    assert f"{n} of {n} verdicts agree" in text
+    assert images >= 5 and "**C4.**" in markdown
+    print(f"claims.ipynb on {root_path} ({profile}): {seconds:.1f} s")
