@@ -369,7 +369,9 @@ def _notes(a: Analysis) -> list[str]:
             )
         testable = a.speed[a.speed["p_holm_fe"].notna()]
         if len(testable):
-            n_min = int((testable["pairs"] - a.paired_fe.loc[testable.index, "n_both_inf"]).min())
+            # the best case: the comparison with the most informative pairs (ties and pairs
+            # where both missed carry no information for Wilcoxon's test)
+            n_min = int((testable["pairs"] - a.paired_fe.loc[testable.index, "n_both_inf"]).max())
             floor = min(1.0, len(testable) * 2.0 / 2**n_min)
             if floor >= SIGNIFICANCE:
                 lines.append(
