@@ -216,6 +216,16 @@ def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
         for ev in dict.fromkeys(e for evs in rows["evidence"] for e in evs.split(";") if e):
             lines += [f"![{claim}]({ev})", ""]
         lines += [f"**Limits.** {V.LIMITS[claim]}", ""]
+        tuning = dirs["speed"] / "tables" / "tuning.csv"
+        if claim == "C1" and tuning.exists():
+            t = pd.read_csv(tuning)
+            lines += [
+                f"**Tuning cost.** {len(t)} grid points x problems, {t['fe'].sum():.3g} fe and "
+                f"{t['seconds'].sum():.0f} s of trial time on seeds not used in the evaluation; "
+                f"choices in [`{dirs['speed'].name}/tables/tuning.md`](../{dirs['speed'].name}/"
+                "tables/tuning.md).",
+                "",
+            ]
     lines += [
         "## Reproduce",
         "",

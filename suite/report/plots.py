@@ -208,12 +208,22 @@ def plot_loss_curves(
             st = optimizer_style(opt)
             ax.fill_between(c["cost"], c["low"], c["high"], color=st.color, alpha=0.18, lw=0)
             ax.plot(c["cost"], c["median"], **st.kwargs(), markevery=max(1, len(c) // 6), label=opt)
-        if targets and problem in targets and np.isfinite(targets[problem]):
-            ax.axhline(targets[problem], color="0.3", linestyle="--", linewidth=1.0)
+        target = targets.get(problem, np.nan) if targets else np.nan
+        if np.isfinite(target):
+            ax.axhline(target, color="0.3", linestyle="--", linewidth=1.0)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        positive = sub["median"][sub["median"] > 0]
+        label = ylabel
+        if np.isfinite(target) and target > 0 and len(positive):
+            # losses that fall to round-off (1e-30 and below) would squash the panel: show
+            # at most 8 decades below the target, say so in the label
+            floor = target * 1e-8
+            if float(positive.min()) < floor:
+                ax.set_ylim(bottom=floor)
+                label = f"{ylabel}\n(axis cut at target x 1e-8)"
         ax.set_xlabel(clock_label(clock))
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(label)
         ax.set_title(_wrap(problem))
         _tidy_log(ax)
     extra = []
