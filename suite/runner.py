@@ -266,7 +266,8 @@ def _progress(total: int, initial: int, enabled: bool) -> Any:
     return tqdm(
         total=total,
         initial=initial,
-        disable=not enabled,
+        # no bar off a terminal (CI logs, pipes): tqdm's None disables it there
+        disable=None if enabled else True,
         unit="unit",
         dynamic_ncols=True,
         file=sys.stderr,
