@@ -90,31 +90,10 @@ n_test = 8
 """
 
 
-def _requirements() -> tuple:
-    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (dev extra)")
-    nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (dev extra)")
-    pytest.importorskip("ipykernel", reason="ipykernel is not installed (dev extra)")
-    return nbformat, nbclient
-
-
-def run_notebook(root: Path, profile: str, monkeypatch: pytest.MonkeyPatch) -> tuple[list, float]:
+def run_notebook(root: Path, profile: str, execute_notebook) -> tuple[list, float]:
     """Execute the notebook on ``root`` (``profile``); return its code cells and the seconds."""
-    nbformat, nbclient = _requirements()
-    monkeypatch.setenv("RNNBENCH_RESULTS", str(root))
-    monkeypatch.setenv("RNNBENCH_PROFILE", profile)
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    )
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(
-        nb,
-        kernel_name="python3",
-        timeout=120,
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    )
     t0 = time.perf_counter()
-    client.execute()
+    nb = execute_notebook(NOTEBOOK, {"RNNBENCH_RESULTS": str(root), "RNNBENCH_PROFILE": profile})
     return [c for c in nb.cells if c.cell_type == "code"], time.perf_counter() - t0
 
 
@@ -153,7 +132,7 @@ def tiny_claims(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_claims_notebook_is_stored_without_outputs() -> None:
-    nbformat, _ = _requirements()
+    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (dev extra)")
     nb = nbformat.read(NOTEBOOK, as_version=4)
     nbformat.validate(nb)
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -161,8 +140,8 @@ def test_claims_notebook_is_stored_without_outputs() -> None:
     assert nb.metadata["kernelspec"]["name"] == "python3"
 
 
-def test_claims_notebook_on_tiny_results(tiny_claims: Path, monkeypatch) -> None:
-    cells, _ = run_notebook(tiny_claims, "full", monkeypatch)
+def test_claims_notebook_on_tiny_results(tiny_claims: Path, execute_notebook) -> None:
+    cells, _ = run_notebook(tiny_claims, "full", execute_notebook)
     text, markdown, images = outputs(cells)
     assert f"results root {tiny_claims.resolve()}" in text
     # the recomputed verdicts against the stored table, whose C4 verdict was altered
@@ -179,7 +158,7 @@ def test_claims_notebook_on_tiny_results(tiny_claims: Path, monkeypatch) -> None
 
 
 @pytest.mark.slow  # 15 s on the quick results, more on the reference ones
-def test_claims_notebook_on_stored_results(monkeypatch) -> None:
+def test_claims_notebook_on_stored_results(execute_notebook) -> None:
     """The committed reference results (or RNNBENCH_RESULTS / RNNBENCH_PROFILE): the notebook
     runs and recomputes exactly the verdicts of the stored claims report."""
     root = os.environ.get("RNNBENCH_RESULTS")
@@ -193,7 +172,7 @@ def test_claims_notebook_on_stored_results(monkeypatch) -> None:
             + ", ".join(p.name for p in needed)
             + "): commit `rnnbench reproduce claims --full` results, or set RNNBENCH_RESULTS"
         )
-    cells, seconds = run_notebook(root_path, profile, monkeypatch)
+    cells, seconds = run_notebook(root_path, profile, execute_notebook)
     text, markdown, images = outputs(cells)
     n = len(pd.read_csv(root_path / f"claims{suffix}" / "tables" / "verdicts.csv"))
     assert f"{n} of {n} verdicts agree" in text

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import textwrap
 from pathlib import Path
 
@@ -284,23 +283,8 @@ def test_write_report_rejects_an_empty_folder(tmp_path: Path) -> None:
         write_report(tmp_path / "empty")
 
 
-def test_notebook_runs_on_a_results_folder(tiny_results: Path, monkeypatch) -> None:
-    nbformat = pytest.importorskip("nbformat", reason="nbformat is not installed (dev extra)")
-    nbclient = pytest.importorskip("nbclient", reason="nbclient is not installed (dev extra)")
-    pytest.importorskip("ipykernel", reason="ipykernel is not installed (dev extra)")
-    monkeypatch.setenv("RNNBENCH_RESULTS", str(tiny_results))
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    )
-    monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    client = nbclient.NotebookClient(
-        nb,
-        kernel_name="python3",
-        timeout=120,
-        resources={"metadata": {"path": str(NOTEBOOK.parent)}},
-    )
-    client.execute()
+def test_notebook_runs_on_a_results_folder(tiny_results: Path, execute_notebook) -> None:
+    nb = execute_notebook(NOTEBOOK, {"RNNBENCH_RESULTS": str(tiny_results)})
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
     kinds = {k for o in outputs for k in o.get("data", {})}
     assert "image/png" in kinds and "text/markdown" in kinds
