@@ -234,10 +234,6 @@ def _results_dir(args: argparse.Namespace) -> Path:
     )
 
 
-LANDSCAPE_KINDS = ("landscape", "lyapunov", "truncation", "lyapunov_reference", "cliff_summary")
-"""Record kinds of a landscape folder (:mod:`suite.analysis.landscape`)."""
-
-
 def _folder_kinds(directory: Path) -> tuple[str | None, Counter]:
     """The stored experiment's ``kind`` (None without a spec) and ``record kind -> number``."""
     from suite.store import Store
@@ -259,6 +255,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """
     directory = _results_dir(args)
     try:
+        from suite.analysis.landscape import RECORD_KINDS
         from suite.report import write_report
         from suite.report.optima_plots import write_landscape_report, write_optima_report
     except ImportError as exc:
@@ -268,7 +265,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not kinds:
         raise _BadInput(f"{directory} holds no records: run the experiment first")
     optima = bool(kinds["start"]) or experiment_kind == "multistart"
-    landscape = any(kinds[k] for k in LANDSCAPE_KINDS) or experiment_kind == "landscape"
+    landscape = any(kinds[k] for k in RECORD_KINDS) or experiment_kind == "landscape"
     trials = bool(kinds["trial"]) or not (optima or landscape)
     if args.latex and (optima or landscape):
         print(

@@ -74,6 +74,8 @@ from suite import seeding
 __all__ = [
     "CliffUnit",
     "LandscapeAnalysis",
+    "RECORD_KINDS",
+    "landscape_records",
     "aggregate_slices",
     "analyse_landscape",
     "cliff_end_points",
@@ -542,6 +544,21 @@ SETTINGS: dict[str, Any] = {
 """Default settings of a landscape unit (override in the experiment's ``[settings]`` table)."""
 
 MEASUREMENTS: tuple[str, ...] = ("slices", "lyapunov", "truncation")
+RECORD_KINDS: tuple[str, ...] = (
+    "landscape",
+    "lyapunov",
+    "truncation",
+    "lyapunov_reference",
+    "cliff_summary",
+)
+"""Kinds of the records that landscape units write (what :func:`analyse_landscape` reads)."""
+
+
+def landscape_records(results: Any) -> list[dict]:
+    """Every landscape record of a :class:`suite.store.Results` (all of :data:`RECORD_KINDS`)."""
+    return [r for kind in RECORD_KINDS for r in results.records(kind)]
+
+
 REFERENCES: tuple[str, ...] = ("sompolinsky", "cliff")
 
 

@@ -665,13 +665,13 @@ def write_landscape_report(
         analyse_landscape,
         cliff_end_points,
         cliff_surface,
+        landscape_records,
     )
     from suite.store import load_results
 
     directory = Path(results_dir)
     results = load_results(directory)
-    kinds = ("landscape", "lyapunov", "truncation", "lyapunov_reference", "cliff_summary")
-    records = [r for k in kinds for r in results.records(k)]
+    records = landscape_records(results)
     trials = list(results.records("trial"))
     for other in trial_results:
         trials += load_results(other).records("trial")
