@@ -199,7 +199,6 @@ class Problem:
         self._incumbent_loss = math.inf
         self._incumbent_test: float | None = None
         self._last: np.ndarray | None = None
-        self._last_is_full = True
         self._nonfinite_streak = 0
         self._paused = 0.0
         self._t0 = time.perf_counter()
@@ -393,9 +392,9 @@ class Problem:
             best = int(np.argmin(losses))
             if full:
                 self._consider(rows[best], float(losses[best]))
-                self._last, self._last_is_full = None, True
+                self._last = None
             else:
-                self._last, self._last_is_full = rows[best].copy(), False
+                self._last = rows[best].copy()
         else:
             self._nonfinite_streak += 1
         self._maybe_checkpoint()
@@ -463,7 +462,7 @@ class Problem:
             loss, grad = math.inf, np.full_like(grad, np.nan)
         else:
             self._nonfinite_streak = 0
-            self._last, self._last_is_full = rows[0].copy(), False
+            self._last = rows[0].copy()
         self._maybe_checkpoint()
         if self._nonfinite_streak >= MAX_NONFINITE_STREAK:
             raise Diverged(f"{MAX_NONFINITE_STREAK} consecutive chunks gave non-finite values")

@@ -29,6 +29,7 @@ Optimizer entries not named in the grid run with their given hyper-parameters.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import tomllib
 from collections.abc import Sequence
@@ -172,8 +173,6 @@ def choose(trials: pd.DataFrame) -> pd.DataFrame:
 def _as_dict(params: Any) -> dict:
     if isinstance(params, dict):
         return params
-    import json
-
     return json.loads(params)
 
 
@@ -229,7 +228,7 @@ def run_tuned(
     d, source = read_raw(name_or_path, profile)
     tuning = _parse_tuning(d, source)
     if tuning is None:
-        exp = experiment_from_dict({k: v for k, v in d.items()}, source=source)
+        exp = experiment_from_dict(d, source=source)
         return [run_experiment(exp, out, jobs, dask, plugins, progress)]
     tune_exp = tuning_experiment(d, tuning, source)
     summaries = [run_experiment(tune_exp, out, jobs, dask, plugins, progress)]
