@@ -498,3 +498,19 @@ def make_problem(
     dataset = task_obj.generate(rng)
     model_obj = make_model(model, task_obj.n_in, task_obj.n_out, **model_opts)
     return Problem(task_obj, model_obj, dataset)
+
+
+def problem_from_spec(
+    task: dict, model: dict, seed: int | np.random.SeedSequence | np.random.Generator = 0
+) -> Problem:
+    """The one way from stored specs to a :class:`Problem`.
+
+    ``task`` is a task spec ``{"task": name, **params}``, ``model`` a model spec
+    ``{"model": name, **options}`` (as records store them); ``seed`` seeds the data stream
+    (a trial passes its data stream, so seed index i gives every optimizer the same data).
+    """
+    task_params = {k: v for k, v in task.items() if k != "task"}
+    model_options = {k: v for k, v in model.items() if k != "model"}
+    return make_problem(
+        task["task"], model=model["model"], seed=seed, **task_params, **model_options
+    )

@@ -183,7 +183,8 @@ def param_specs(cls: Any) -> dict[str, tuple[ParamSpec, Any]]:
 def describe_params(specs: Mapping[str, tuple[ParamSpec, Any]]) -> str:
     """``name (allowed, default d); ...`` for error messages and listings."""
     return "; ".join(
-        f"{name} ({spec.describe()}, default {default!r})" for name, (spec, default) in specs.items()
+        f"{name} ({spec.describe()}, default {default!r})"
+        for name, (spec, default) in specs.items()
     )
 
 
