@@ -573,7 +573,7 @@ def _newton_phase(
     gradient than L-BFGS did, e.g. after a step out of the quadratic region). Rows stop
     when converged, when no decrease is found, or after ``method.newton_steps`` iterations.
     """
-    from suite.analysis.optima import hessian_fd
+    from suite.curvature import hessian_fd
 
     p = theta.shape[1]
     for _ in range(method.newton_steps):
@@ -808,7 +808,7 @@ def run_chunk(unit: MultiStartChunk) -> list[dict]:
     """
     import traceback
 
-    from suite.analysis.optima import curvature
+    from suite.curvature import curvature
     from suite.provenance import provenance
 
     method = Method.from_dict(unit.method)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from suite import curvature
 from suite.analysis import optima
 from suite.models import make_model
 
@@ -79,7 +80,7 @@ def _quadratic(a: float, b: float):
 def test_hessian_fd_matches_the_exact_hessian():
     grad_fn = _quadratic(1.5, -0.5)
     pts = np.array([[0.0, 0.0], [0.3, -1.0], [-2.0, 0.5]])
-    H = optima.hessian_fd(grad_fn, pts, eps=1e-5, max_rows=3)  # forces split calls
+    H = curvature.hessian_fd(grad_fn, pts, eps=1e-5, max_rows=3)  # forces split calls
     exact = np.zeros((3, 2, 2))
     exact[:, 0, 0] = 3.0 + 2 * pts[:, 0]
     exact[:, 1, 1] = -1.0
@@ -94,10 +95,10 @@ def test_classification_of_a_known_saddle_minimum_plateau_and_moving_point():
     at0 = np.zeros((1, 2))
     eigs = np.concatenate(
         [
-            optima.curvature(saddle_fn, at0),
-            optima.curvature(min_fn, at0),
-            optima.curvature(flat_fn, at0),
-            optima.curvature(min_fn, np.array([[0.5, 0.5]])),
+            curvature.curvature(saddle_fn, at0),
+            curvature.curvature(min_fn, at0),
+            curvature.curvature(flat_fn, at0),
+            curvature.curvature(min_fn, np.array([[0.5, 0.5]])),
         ]
     )
     grad_norm = np.array([0.0, 0.0, 0.0, np.hypot(1.25, 2.0)])
@@ -126,8 +127,8 @@ def test_lanczos_agrees_with_the_dense_hessian():
         return 0.5 * np.einsum("np,pq,nq->n", theta, A, theta), theta @ A
 
     theta = rng.normal(size=(2, P))
-    dense = optima.extreme_eigenvalues(optima.hessian_fd(grad_fn, theta))
-    lanczos = optima.extreme_eigenvalues_lanczos(grad_fn, theta)
+    dense = curvature.extreme_eigenvalues(curvature.hessian_fd(grad_fn, theta))
+    lanczos = curvature.extreme_eigenvalues_lanczos(grad_fn, theta)
     exact = np.linalg.eigvalsh(A)[[0, -1]]
     np.testing.assert_allclose(dense, np.repeat(exact[None], 2, 0), rtol=1e-6)
     np.testing.assert_allclose(lanczos, dense, rtol=1e-5)

@@ -71,15 +71,16 @@ network error surfaces" (the ``2^H H!`` symmetry group); Sussmann (1992) for its
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy.cluster import hierarchy
-from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from scipy.spatial.distance import pdist
+
+from suite.curvature import as_rows
 
 __all__ = [
     "CLASSES",
@@ -93,18 +94,12 @@ __all__ = [
     "classify_end_points",
     "cluster_end_points",
     "compare_studies",
-    "extreme_eigenvalues",
-    "extreme_eigenvalues_lanczos",
     "function_features",
-    "hessian_fd",
     "optima_table",
     "start_frame",
     "study_label",
     "summarize_study",
 ]
-
-GradFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-"""``grad_fn(theta[N, P]) -> (L[N], G[N, P])``, e.g. ``problem.loss_and_grad``."""
 
 CLASSES: tuple[str, ...] = (
     "minimum",
@@ -115,143 +110,6 @@ CLASSES: tuple[str, ...] = (
     "diverged",
 )
 """End-point classes, in the order tables list them."""
-
-
-# ----------------------------------------------------------------------------- curvature
-def hessian_fd(
-    grad_fn: GradFn, theta: np.ndarray, eps: float = 1e-5, max_rows: int = 1024
-) -> np.ndarray:
-    """Dense Hessians ``H[N, P, P]`` by central differences of the exact gradient.
-
-    ``H[n, :, j] = (g(theta_n + eps e_j) - g(theta_n - eps e_j)) / (2 eps)``, then
-    ``(H + H^T) / 2``. All ``2P`` perturbations of as many end points as fit in ``max_rows``
-    rows go into one ``grad_fn`` call (so ``ceil(2 N P / max_rows)`` calls in all). The error is
-    ``O(eps^2)`` from truncation plus ``O(u / eps)`` from rounding of the gradient (``u`` the
-    unit round-off times the gradient's magnitude).
-    """
-    theta = _rows(theta)
-    if not (math.isfinite(eps) and eps > 0):
-        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-    if max_rows < 2:
-        raise ValueError(f"max_rows must be >= 2, got {max_rows}")
-    n, p = theta.shape
-    per_start = 2 * p
-    out = np.empty((n, p, p))
-    eye = eps * np.eye(p)
-    # Group starts so a call holds at most max_rows rows; a start with 2P > max_rows is split
-    # by directions instead.
-    starts_per_call = max(1, max_rows // per_start)
-    dir_chunk = p if per_start <= max_rows else max(1, max_rows // 2)
-    for s0 in range(0, n, starts_per_call):
-        block = theta[s0 : s0 + starts_per_call]
-        m = block.shape[0]
-        for d0 in range(0, p, dir_chunk):
-            d = eye[d0 : d0 + dir_chunk]
-            k = d.shape[0]
-            plus = block[:, None, :] + d[None]
-            minus = block[:, None, :] - d[None]
-            rows = np.concatenate([plus, minus], axis=1).reshape(m * 2 * k, p)
-            _, g = grad_fn(rows)
-            g = np.asarray(g, dtype=np.float64).reshape(m, 2, k, p)
-            # column j of H = dg/dtheta_j ; store as H[n, j, :] then symmetrise
-            out[s0 : s0 + m, d0 : d0 + k, :] = (g[:, 0] - g[:, 1]) / (2.0 * eps)
-    return 0.5 * (out + np.swapaxes(out, 1, 2))
-
-
-def extreme_eigenvalues_lanczos(
-    grad_fn: GradFn,
-    theta: np.ndarray,
-    eps: float = 1e-5,
-    tol: float = 1e-8,
-    maxiter: int | None = None,
-    rng: np.random.Generator | None = None,
-) -> np.ndarray:
-    """``[lambda_min, lambda_max]`` of the Hessian at each row of ``theta[N, P]`` by Lanczos.
-
-    ``scipy.sparse.linalg.eigsh`` (implicitly restarted Lanczos, ARPACK) on a
-    :class:`~scipy.sparse.linalg.LinearOperator` whose product is the central difference
-    ``Hv ~ ||v|| (g(theta + eps u) - g(theta - eps u)) / (2 eps)``, ``u = v / ||v||`` (both
-    gradients in one ``grad_fn`` call of 2 rows). ``which="SA"`` and ``"LA"`` give the
-    smallest and largest algebraic eigenvalue. Rows where ARPACK does not converge get its
-    best Ritz value. ``rng`` seeds the start vector (default ``default_rng(0)``).
-    """
-    theta = _rows(theta)
-    rng = np.random.default_rng(0) if rng is None else rng
-    n, p = theta.shape
-    if p < 3:
-        return extreme_eigenvalues(hessian_fd(grad_fn, theta, eps))
-    out = np.empty((n, 2))
-    for i in range(n):
-        x = theta[i]
-
-        def matvec(v: np.ndarray, x: np.ndarray = x) -> np.ndarray:
-            v = np.asarray(v, dtype=np.float64).ravel()
-            norm = float(np.linalg.norm(v))
-            if norm == 0.0:
-                return np.zeros(p)
-            u = v / norm
-            _, g = grad_fn(np.stack([x + eps * u, x - eps * u]))
-            g = np.asarray(g, dtype=np.float64)
-            return norm * (g[0] - g[1]) / (2.0 * eps)
-
-        op = LinearOperator((p, p), matvec=matvec, dtype=np.float64)
-        v0 = rng.standard_normal(p)
-        for j, which in enumerate(("SA", "LA")):
-            try:
-                vals = eigsh(
-                    op,
-                    k=1,
-                    which=which,
-                    tol=tol,
-                    maxiter=maxiter or 50 * p,
-                    ncv=min(p, 40),
-                    v0=v0,
-                )[0]
-                out[i, j] = float(vals[0])
-            except ArpackNoConvergence as exc:
-                vals = exc.eigenvalues
-                out[i, j] = float(vals[0]) if len(vals) else math.nan
-    return out
-
-
-def extreme_eigenvalues(hessians: np.ndarray) -> np.ndarray:
-    """``[lambda_min, lambda_max]`` per Hessian of a stack ``H[N, P, P]`` (``eigvalsh``).
-
-    Hessians with non-finite entries give NaN.
-    """
-    h = np.asarray(hessians, dtype=np.float64)
-    if h.ndim != 3 or h.shape[1] != h.shape[2]:
-        raise ValueError(f"hessians must have shape (N, P, P), got {h.shape}")
-    out = np.full((h.shape[0], 2), np.nan)
-    ok = np.isfinite(h).all(axis=(1, 2))
-    if ok.any():
-        vals = np.linalg.eigvalsh(h[ok])
-        out[ok, 0] = vals[:, 0]
-        out[ok, 1] = vals[:, -1]
-    return out
-
-
-def curvature(
-    grad_fn: GradFn,
-    theta: np.ndarray,
-    eps: float = 1e-5,
-    dense_max: int = 300,
-    max_rows: int = 1024,
-) -> np.ndarray:
-    """``[lambda_min, lambda_max]`` per row: dense when ``P <= dense_max``, else Lanczos.
-
-    Rows with non-finite entries give NaN (they are never evaluated).
-    """
-    theta = _rows(theta)
-    out = np.full((theta.shape[0], 2), np.nan)
-    ok = np.isfinite(theta).all(axis=1)
-    if not ok.any():
-        return out
-    if theta.shape[1] <= dense_max:
-        out[ok] = extreme_eigenvalues(hessian_fd(grad_fn, theta[ok], eps, max_rows))
-    else:
-        out[ok] = extreme_eigenvalues_lanczos(grad_fn, theta[ok], eps)
-    return out
 
 
 # ----------------------------------------------------------------------- classification
@@ -430,7 +288,7 @@ def canonicalize(model: Any, theta: np.ndarray) -> np.ndarray:
     are returned unchanged). Every one of the ``2^H H!`` sign-flipped and permuted copies of a
     network maps to the same vector, and the canonical copy computes the same function.
     """
-    theta = _rows(theta)
+    theta = as_rows(theta)
     layout = SYMMETRY_LAYOUTS.get(getattr(model, "name", ""))
     if layout is None:
         return theta.copy()
@@ -443,7 +301,7 @@ def function_features(model: Any, theta: np.ndarray, split: Any, chunk: int = 64
     output difference of two networks (as :func:`cluster_end_points` measures it). Blind to
     every weight-space symmetry. Rows are evaluated ``chunk`` at a time.
     """
-    theta = _rows(theta)
+    theta = as_rows(theta)
     keep = np.asarray(split.M) > 0
     out = []
     for i in range(0, theta.shape[0], chunk):
@@ -814,15 +672,6 @@ def compare_studies(
                 }
             )
     return pd.DataFrame(rows)
-
-
-def _rows(theta: np.ndarray) -> np.ndarray:
-    arr = np.asarray(theta, dtype=np.float64)
-    if arr.ndim == 1:
-        arr = arr[None, :]
-    if arr.ndim != 2:
-        raise ValueError(f"theta must have shape (P,) or (N, P), got {arr.shape}")
-    return arr
 
 
 # ------------------------------------------------------------------------------ pipeline
