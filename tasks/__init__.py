@@ -11,6 +11,7 @@ for the contract; each module's docstring gives the task's reference, definition
 baseline and success target).
 """
 
+from suite.registry import param
 from tasks import adding, cliff, mackey_glass, narma10, parity, sunspots  # noqa: F401  (register)
 from tasks.base import (
     LOSS_KINDS,
@@ -21,7 +22,6 @@ from tasks.base import (
     loss_value,
     masked_mean,
     names,
-    param,
     register,
     window_fit_mse,
 )

@@ -23,11 +23,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 import numpy as np
+
+from suite.registry import Registry, check_params, param, param_specs
 
 LOSS_KINDS: tuple[str, ...] = ("mse", "bce")
 
@@ -182,78 +184,6 @@ def window_fit_mse(split: Split, window: int, ridge: float = 0.0) -> float:
     return loss_value(feats @ coef, split, "mse")
 
 
-# ---------------------------------------------------------------------------- parameters
-
-
-@dataclass(frozen=True)
-class ParamSpec:
-    """Allowed values of one task parameter: a type and an inclusive range or a choice list."""
-
-    kind: type  # int, float or str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] | None = None
-    doc: str = ""
-
-    def describe(self) -> str:
-        """Human-readable allowed range, e.g. ``an integer >= 2``."""
-        if self.kind is str:
-            return "one of " + ", ".join(repr(c) for c in self.choices or ())
-        noun = "an integer" if self.kind is int else "a finite number"
-        if self.low is not None and self.high is not None:
-            return f"{noun} in [{self.low}, {self.high}]"
-        if self.low is not None:
-            return f"{noun} >= {self.low}"
-        if self.high is not None:
-            return f"{noun} <= {self.high}"
-        return noun
-
-    def coerce(self, value: Any) -> Any:
-        """Return ``value`` as a plain Python value of the allowed kind, or None if not allowed."""
-        if self.kind is str:
-            return value if isinstance(value, str) and value in (self.choices or ()) else None
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            return None
-        if self.kind is int:
-            if isinstance(value, numbers.Integral):
-                value = int(value)
-            elif float(value).is_integer():
-                value = int(value)
-            else:
-                return None
-        else:
-            value = float(value)
-            if not math.isfinite(value):
-                return None
-        if (self.low is not None and value < self.low) or (
-            self.high is not None and value > self.high
-        ):
-            return None
-        return value
-
-
-def param(
-    default: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    choices: Sequence[str] | None = None,
-    doc: str = "",
-) -> Any:
-    """Declare a task parameter (a dataclass field) with its default and allowed values.
-
-    The parameter's type is the default's type (int, float or str); ``low``/``high`` bound a
-    number inclusively; ``choices`` lists the allowed strings.
-    """
-    kind = type(default)
-    if kind not in (int, float, str):
-        raise TypeError(f"task parameters must be int, float or str, got {kind.__name__}")
-    spec = ParamSpec(kind, low, high, tuple(choices) if choices is not None else None, doc)
-    if spec.coerce(default) is None:
-        raise ValueError(f"default {default!r} is not {spec.describe()}")
-    return field(default=default, metadata={"param": spec})
-
-
 # --------------------------------------------------------------------------------- the task
 
 
@@ -279,16 +209,10 @@ class Task:
     fixed_data: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            spec: ParamSpec = f.metadata["param"]
-            value = getattr(self, f.name)
-            coerced = spec.coerce(value)
-            if coerced is None:
-                raise ValueError(
-                    f"task {self.name!r}: parameter {f.name} must be {spec.describe()}, "
-                    f"got {value!r}"
-                )
-            object.__setattr__(self, f.name, coerced)
+        specs = param_specs(type(self))
+        given = {name: getattr(self, name) for name in specs}
+        for name, value in check_params(f"task {self.name!r}", specs, given).items():
+            object.__setattr__(self, name, value)
         self._check()
 
     def _check(self) -> None:
@@ -356,7 +280,9 @@ def check_rng(rng: Any) -> np.random.Generator:
 
 # ------------------------------------------------------------------------------ registry
 
-_REGISTRY: dict[str, type[Task]] = {}
+TASKS: Registry[type[Task]] = Registry("task")
+"""The registered task classes, by name."""
+
 TaskType = TypeVar("TaskType", bound=type[Task])
 
 
@@ -371,11 +297,9 @@ def register(name: str) -> Callable[[TaskType], TaskType]:
         for f in dataclasses.fields(cls):
             if "param" not in f.metadata:
                 raise TypeError(f"task {name!r}: field {f.name} must be declared with param()")
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"a task named {name!r} is already registered")
         check_loss_kind(cls.loss)
+        TASKS.register(name, cls)
         cls.name = name
-        _REGISTRY[name] = cls
         return cls
 
     return decorate
@@ -383,7 +307,7 @@ def register(name: str) -> Callable[[TaskType], TaskType]:
 
 def names() -> list[str]:
     """The sorted names of the registered tasks."""
-    return sorted(_REGISTRY)
+    return TASKS.names()
 
 
 def get(name: str, **params: Any) -> Task:
@@ -392,18 +316,6 @@ def get(name: str, **params: Any) -> Task:
     Raises ValueError naming the allowed task names for an unknown name, the allowed
     parameters for an unknown keyword, and the allowed range for a bad value.
     """
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown task {name!r}; allowed task names: {', '.join(names())}")
-    cls = _REGISTRY[name]
-    allowed = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(params) - set(allowed))
-    if unknown:
-        described = "; ".join(
-            f"{f.name} ({f.metadata['param'].describe()}, default {f.default!r})"
-            for f in dataclasses.fields(cls)
-        )
-        raise ValueError(
-            f"unknown parameter(s) {', '.join(unknown)} for task {name!r}; "
-            f"allowed parameters: {described or 'none'}"
-        )
+    cls = TASKS.get(name)
+    check_params(f"task {name!r}", param_specs(cls), params)
     return cls(**params)

@@ -304,7 +304,7 @@ def test_bad_hyper_parameters_are_refused_with_the_allowed_ones() -> None:
         get_optimizer("tbptt", rule="rmsprop")
     with pytest.raises(ValueError, match="h_prime=8 must be <= h=4"):
         get_optimizer("tbptt", h=4, h_prime=8)
-    with pytest.raises(ValueError, match="unknown optimizer 'adamw'; registered optimizers: adam"):
+    with pytest.raises(ValueError, match="unknown optimizer 'adamw'; allowed optimizers: adam"):
         get_optimizer("adamw")
     with pytest.raises(ValueError, match="lr must be > 0"):
         type(get_optimizer("adam"))(lr=0.0)  # direct construction is checked too

@@ -10,11 +10,14 @@ from suite.optimizers import cmaes, gradient, random_search, scipy_methods, trun
 from suite.optimizers.base import (
     TAGS,
     Constraint,
+    OnlineSessionLike,
     Optimizer,
+    ProblemLike,
     at_least,
     between,
     greater_than,
     one_of,
+    registered_name,
     set_stop_reason,
 )
 from suite.optimizers.registry import (
@@ -29,7 +32,6 @@ from suite.optimizers.registry import (
     optimizer_names,
     register_optimizer,
     register_variant,
-    registered_name,
     spec,
     unregister_optimizer,
 )
@@ -38,7 +40,9 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "TAGS",
     "Constraint",
+    "OnlineSessionLike",
     "Optimizer",
+    "ProblemLike",
     "at_least",
     "between",
     "cmaes",

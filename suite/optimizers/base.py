@@ -8,9 +8,10 @@ hyper-parameters (each with a default, typed ``bool``, ``int``, ``float`` or ``s
 
     def minimize(self, problem, x0, rng) -> np.ndarray
 
-``problem`` is a :class:`suite.problem.Problem` (the only path to the model: ``problem.loss``,
-``problem.loss_and_grad``, ``problem.minibatch``, ``problem.online``, ``problem.bounds``,
-``problem.dim``), ``x0[P]`` the start (never modify it) and ``rng`` a
+``problem`` is a :class:`ProblemLike` (a :class:`suite.problem.Problem` in a trial; the only
+path to the model: ``problem.loss``, ``problem.loss_and_grad``, ``problem.minibatch``,
+``problem.online``, ``problem.bounds``, ``problem.dim``, ``problem.n_train``), ``x0[P]`` the
+start (never modify it) and ``rng`` a
 ``numpy.random.Generator``, the only source of randomness allowed (never ``np.random.*`` or
 ``random.*``). ``minimize`` either loops until the Problem raises
 :class:`~suite.problem.BudgetExhausted` (let it propagate: the runner catches it and takes the
@@ -77,7 +78,7 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -88,6 +89,59 @@ TAGS: frozenset[str] = frozenset(
 
 HYPER_TYPES: tuple[type, ...] = (bool, int, float, str)
 """The types a hyper-parameter may have (each optionally ``| None``)."""
+
+
+# ------------------------------------------------------------------------- what a problem offers
+
+
+class OnlineSessionLike(Protocol):
+    """One online truncated-BPTT pass (``problem.online()``): ``step`` runs the next ``h_prime``
+    steps and backpropagates through the last ``h``; ``done`` once the sequences are consumed."""
+
+    done: bool
+
+    def step(self, theta: np.ndarray, h: int, h_prime: int) -> tuple[float, np.ndarray, bool]:
+        """``(chunk loss, gradient[P], done)``."""
+        ...
+
+
+class ProblemLike(Protocol):
+    """What an optimizer may use of the problem it is handed (:class:`suite.problem.Problem`
+    implements it; so does the conformance checks' toy problem).
+
+    Every call is counted and charged against the trial's budget by the problem, which raises
+    :class:`~suite.problem.BudgetExhausted` when the next call would pass it. ``theta`` is one
+    point ``[P]`` or a batch ``[N, P]`` (then losses come back as ``[N]``).
+    """
+
+    dim: int
+    """Number of parameters ``P``."""
+    n_train: int
+    """Number of training sequences (the range of :meth:`minibatch` indices)."""
+    bounds: tuple[np.ndarray, np.ndarray] | None
+    """``(low[P], high[P])`` of a bounded search space, or None."""
+
+    def loss(self, theta: np.ndarray, batch: np.ndarray | None = None) -> Any:
+        """Training loss (a float for ``theta[P]``, ``L[N]`` for ``theta[N, P]``); NaN as inf."""
+        ...
+
+    def loss_and_grad(
+        self, theta: np.ndarray, truncate: int | None = None, batch: np.ndarray | None = None
+    ) -> tuple[Any, np.ndarray]:
+        """Loss and (truncated, ``truncate=k``) BPTT gradient; only with the "gradient" tag."""
+        ...
+
+    def minibatch(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        """Sorted indices of ``size`` training sequences drawn from ``rng``."""
+        ...
+
+    def online(self, batch: np.ndarray | None = None) -> OnlineSessionLike:
+        """Start an online truncated-BPTT pass; only with the "gradient" tag."""
+        ...
+
+    def set_stop_reason(self, reason: str) -> None:
+        """Record why the optimizer's own stopping rule ended the run."""
+        ...
 
 
 # ------------------------------------------------------------------------------ constraints
@@ -228,7 +282,9 @@ class Optimizer:
     def _check(self) -> None:
         """Check rules between hyper-parameters; raise ValueError saying what is allowed."""
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         """Minimise ``problem.loss`` from ``x0`` using only ``rng`` for randomness.
 
         Returns ``theta[P]`` when the optimizer's own stopping rule fires (after
@@ -241,9 +297,18 @@ class Optimizer:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
 
 
-def _label(cls: type) -> str:
-    from suite.optimizers.registry import registered_name
+REGISTERED_NAME = "_rnnbench_registered_name"
+"""Class attribute set by the registry on a registered class (its own ``__dict__``, so a
+subclass of a registered class is not taken for it)."""
 
+
+def registered_name(cls: type) -> str | None:
+    """The name ``cls`` is registered under, or None."""
+    name = vars(cls).get(REGISTERED_NAME) if isinstance(cls, type) else None
+    return name if isinstance(name, str) else None
+
+
+def _label(cls: type) -> str:
     name = registered_name(cls)
     return repr(name) if name is not None else cls.__name__
 
@@ -253,7 +318,7 @@ def defaults(cls: type[Optimizer]) -> dict[str, Any]:
     return {f.name: f.default for f in dataclasses.fields(cls)}
 
 
-def set_stop_reason(problem: Any, reason: str) -> None:
+def set_stop_reason(problem: ProblemLike, reason: str) -> None:
     """Record the optimizer's own stopping rule on ``problem`` (if it supports it)."""
     setter = getattr(problem, "set_stop_reason", None)
     if setter is not None:

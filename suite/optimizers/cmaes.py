@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import cma
 import numpy as np
 
-from suite.optimizers.base import Optimizer, at_least, greater_than, set_stop_reason
+from suite.optimizers.base import Optimizer, ProblemLike, at_least, greater_than, set_stop_reason
 from suite.optimizers.registry import register_optimizer, register_variant
 
 NONFINITE_LOSS = 1e100
@@ -73,7 +73,9 @@ class CMAES(Optimizer):
         "tolx": at_least(0),
     }
 
-    def options(self, problem: Any, popsize: int, rng: np.random.Generator) -> dict[str, Any]:
+    def options(
+        self, problem: ProblemLike, popsize: int, rng: np.random.Generator
+    ) -> dict[str, Any]:
         """The pycma options of one run, every relevant default set explicitly."""
         bounds = problem.bounds
         return {
@@ -94,7 +96,9 @@ class CMAES(Optimizer):
             "signals_filename": "",
         }
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         """Run CMA-ES (and its IPOP restarts) until pycma stops or the budget is spent."""
         x0 = np.array(x0, dtype=np.float64, copy=True)
         base = self.popsize or default_popsize(problem.dim)

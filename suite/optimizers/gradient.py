@@ -21,12 +21,19 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from suite.optimizers import updates
-from suite.optimizers.base import Optimizer, at_least, between, greater_than, set_stop_reason
+from suite.optimizers.base import (
+    Optimizer,
+    ProblemLike,
+    at_least,
+    between,
+    greater_than,
+    set_stop_reason,
+)
 from suite.optimizers.registry import register_optimizer
 from suite.optimizers.updates import Transform, apply_updates
 
@@ -58,7 +65,9 @@ class GradientDescent(Optimizer):
         """The update rule (clipping included)."""
         raise NotImplementedError
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         """Take gradient steps until the budget, ``max_steps`` or ``gtol`` stops them."""
         if self.batch_size is not None and self.batch_size > problem.n_train:
             raise ValueError(

@@ -21,11 +21,18 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
-from suite.optimizers.base import Optimizer, at_least, greater_than, one_of, set_stop_reason
+from suite.optimizers.base import (
+    Optimizer,
+    ProblemLike,
+    at_least,
+    greater_than,
+    one_of,
+    set_stop_reason,
+)
 from suite.optimizers.registry import register_optimizer
 
 
@@ -47,7 +54,7 @@ class RandomSearch(Optimizer):
         "max_batches": at_least(1),
     }
 
-    def _sample(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def _sample(self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         shape = (self.batch, x0.size)
         if self.distribution == "gaussian":
             return x0 + self.sigma * rng.standard_normal(shape)
@@ -57,7 +64,9 @@ class RandomSearch(Optimizer):
             lo, hi = x0 - self.sigma, x0 + self.sigma
         return rng.uniform(lo, hi, size=shape)
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         """Sample and evaluate batches until the budget (or ``max_batches``) is spent."""
         x0 = np.array(x0, dtype=np.float64, copy=True)
         best_x, best_f = x0, math.inf

@@ -34,12 +34,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from suite.optimizers.base import TAGS, Optimizer, defaults, hyper_type
+from suite.optimizers.base import (
+    REGISTERED_NAME,
+    TAGS,
+    Optimizer,
+    defaults,
+    hyper_type,
+    registered_name,
+)
+from suite.registry import Registry, check_name
 
 ENTRY_POINT_GROUP = "rnnbench.optimizers"
 """The ``importlib.metadata`` entry-point group that plugin distributions declare."""
-
-_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 @dataclass(frozen=True)
@@ -51,8 +57,9 @@ class OptimizerEntry:
     family: str
 
 
-_REGISTRY: dict[str, OptimizerEntry] = {}
-_NAME_OF: dict[type, str] = {}
+OPTIMIZERS: Registry[OptimizerEntry] = Registry("optimizer")
+"""The registered optimizers, by name. A class is registered under one name only: it carries
+that name (:func:`~suite.optimizers.base.registered_name`)."""
 
 OptimizerType = TypeVar("OptimizerType", bound=type[Optimizer])
 
@@ -109,33 +116,31 @@ def register_optimizer(
     registered under another name, is refused with a ValueError (register a configured copy
     with :func:`register_variant` instead). The default hyper-parameters are validated now.
     """
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(
-            f"optimizer name {name!r} is not allowed; use lower-case letters, digits, '-', '_' "
-            "or '.', starting with a letter or digit"
-        )
+    check_name("optimizer", name)
 
     def decorate(cls: OptimizerType) -> OptimizerType:
         _validate_class(name, cls)
-        old = _REGISTRY.get(name)
-        if old is not None:
-            if old.cls is cls:
+        if name in OPTIMIZERS:
+            old = OPTIMIZERS.get(name).cls
+            if old is cls:
                 return cls
             raise ValueError(
                 f"an optimizer named {name!r} is already registered "
-                f"({old.cls.__module__}.{old.cls.__qualname__}); choose another name"
+                f"({old.__module__}.{old.__qualname__}); choose another name"
             )
-        if cls in _NAME_OF:
+        taken = registered_name(cls)
+        if taken is not None:
             raise ValueError(
-                f"class {cls.__qualname__} is already registered as {_NAME_OF[cls]!r}; use "
+                f"class {cls.__qualname__} is already registered as {taken!r}; use "
                 f"register_variant({name!r}, {cls.__qualname__}, ...) for a configured copy"
             )
-        _REGISTRY[name] = OptimizerEntry(name, cls, family or name)
-        _NAME_OF[cls] = name
+        OPTIMIZERS.register(name, OptimizerEntry(name, cls, family or name))
+        setattr(cls, REGISTERED_NAME, name)
         try:
             cls()  # the defaults must pass the hyper-parameter checks
         except Exception:
-            del _REGISTRY[name], _NAME_OF[cls]
+            OPTIMIZERS.unregister(name)
+            delattr(cls, REGISTERED_NAME)
             raise
         return cls
 
@@ -185,28 +190,29 @@ def register_variant(
         frozen=True,
         namespace=namespace,
     )
-    base_entry = _REGISTRY.get(_NAME_OF.get(base, ""))
-    fam = family or (base_entry.family if base_entry else None)
+    base_name = registered_name(base)
+    fam = family or (OPTIMIZERS.get(base_name).family if base_name in OPTIMIZERS else None)
     return register_optimizer(name, family=fam)(cls)
 
 
 def unregister_optimizer(name: str) -> None:
     """Remove ``name`` from the registry (for tests and interactive plugin development)."""
-    entry = _REGISTRY.pop(_entry(name).name)
-    _NAME_OF.pop(entry.cls, None)
+    entry = _entry(name)
+    OPTIMIZERS.unregister(name)
+    if entry.cls.__dict__.get(REGISTERED_NAME) == name:
+        delattr(entry.cls, REGISTERED_NAME)
 
 
 # ---------------------------------------------------------------------------- look-ups
 
 
 def _entry(name: str) -> OptimizerEntry:
-    entry = _REGISTRY.get(name)
-    if entry is None:
+    try:
+        return OPTIMIZERS.get(name)
+    except ValueError as exc:
         raise ValueError(
-            f"unknown optimizer {name!r}; registered optimizers: {', '.join(optimizer_names())}"
-            " (plugins register when loaded with --plugin or load_plugins)"
-        )
-    return entry
+            f"{exc} (plugins register when loaded with --plugin or load_plugins)"
+        ) from None
 
 
 def _describe(params: dict[str, Any]) -> str:
@@ -215,17 +221,12 @@ def _describe(params: dict[str, Any]) -> str:
 
 def optimizer_names() -> list[str]:
     """The sorted registered optimizer names."""
-    return sorted(_REGISTRY)
+    return OPTIMIZERS.names()
 
 
 def optimizer_class(name: str) -> type[Optimizer]:
     """The class registered under ``name``."""
     return _entry(name).cls
-
-
-def registered_name(cls: type) -> str | None:
-    """The name ``cls`` is registered under, or None."""
-    return _NAME_OF.get(cls)
 
 
 def get_optimizer(name: str, **hyper: Any) -> Optimizer:
@@ -266,7 +267,7 @@ def optimizer_info(name: str) -> dict[str, Any]:
 
 
 def _name_of(opt: Optimizer) -> str:
-    name = _NAME_OF.get(type(opt))
+    name = registered_name(type(opt))
     if name is None:
         raise ValueError(
             f"{type(opt).__qualname__} is not a registered optimizer class; register it with "

@@ -35,7 +35,14 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.optimize
 
-from suite.optimizers.base import Optimizer, at_least, between, greater_than, set_stop_reason
+from suite.optimizers.base import (
+    Optimizer,
+    ProblemLike,
+    at_least,
+    between,
+    greater_than,
+    set_stop_reason,
+)
 from suite.optimizers.registry import register_optimizer
 
 NO_LIMIT = 10**9
@@ -46,7 +53,7 @@ def _cap(max_iter: int | None) -> int:
     return NO_LIMIT if max_iter is None else max_iter
 
 
-def _record(problem: Any, method: str, res: scipy.optimize.OptimizeResult) -> np.ndarray:
+def _record(problem: ProblemLike, method: str, res: scipy.optimize.OptimizeResult) -> np.ndarray:
     message = res.message
     if isinstance(message, list | tuple):
         message = "; ".join(str(m) for m in message)
@@ -54,14 +61,16 @@ def _record(problem: Any, method: str, res: scipy.optimize.OptimizeResult) -> np
     return np.asarray(res.x, dtype=np.float64)
 
 
-def _bounds(problem: Any) -> scipy.optimize.Bounds | None:
+def _bounds(problem: ProblemLike) -> scipy.optimize.Bounds | None:
     if problem.bounds is None:
         return None
     lo, hi = problem.bounds
     return scipy.optimize.Bounds(np.asarray(lo, float), np.asarray(hi, float))
 
 
-def _box(problem: Any, x0: np.ndarray, radius: float) -> tuple[scipy.optimize.Bounds, np.ndarray]:
+def _box(
+    problem: ProblemLike, x0: np.ndarray, radius: float
+) -> tuple[scipy.optimize.Bounds, np.ndarray]:
     """``problem.bounds`` or the box ``x0 +- radius``, and ``x0`` clipped into it."""
     if problem.bounds is not None:
         lo, hi = (np.asarray(b, dtype=np.float64) for b in problem.bounds)
@@ -70,7 +79,7 @@ def _box(problem: Any, x0: np.ndarray, radius: float) -> tuple[scipy.optimize.Bo
     return scipy.optimize.Bounds(lo, hi), np.clip(x0, lo, hi)
 
 
-def _loss_and_grad(problem: Any):
+def _loss_and_grad(problem: ProblemLike):
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
         loss, grad = problem.loss_and_grad(x)
         return loss, grad
@@ -82,7 +91,7 @@ _GRAD_CONSTRAINTS = {"gtol": at_least(0), "max_iter": at_least(1)}
 
 
 def _minimize_unbounded(
-    problem: Any, x0: np.ndarray, method: str, gtol: float, max_iter: int | None
+    problem: ProblemLike, x0: np.ndarray, method: str, gtol: float, max_iter: int | None
 ) -> np.ndarray:
     """Run scipy's unbounded gradient ``method`` ("BFGS" or "CG") on the exact BPTT gradient.
 
@@ -116,7 +125,9 @@ class ScipyLBFGSB(Optimizer):
         "maxcor": at_least(1),
     }
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         cap = _cap(self.max_iter)
         res = scipy.optimize.minimize(
             _loss_and_grad(problem),
@@ -147,7 +158,9 @@ class ScipyBFGS(Optimizer):
     tags: ClassVar[frozenset[str]] = frozenset({"gradient", "deterministic"})
     constraints: ClassVar[dict] = _GRAD_CONSTRAINTS
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         return _minimize_unbounded(problem, x0, "BFGS", self.gtol, self.max_iter)
 
 
@@ -162,7 +175,9 @@ class ScipyCG(Optimizer):
     tags: ClassVar[frozenset[str]] = frozenset({"gradient", "deterministic"})
     constraints: ClassVar[dict] = _GRAD_CONSTRAINTS
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         return _minimize_unbounded(problem, x0, "CG", self.gtol, self.max_iter)
 
 
@@ -185,7 +200,9 @@ class ScipyNelderMead(Optimizer):
         "max_iter": at_least(1),
     }
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         x0 = np.array(x0, dtype=np.float64)
         cap = _cap(self.max_iter)
         options: dict[str, Any] = {
@@ -219,7 +236,9 @@ class ScipyPowell(Optimizer):
         "max_iter": at_least(1),
     }
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         cap = _cap(self.max_iter)
         # an inf loss makes the bounded Brent line search form inf * 0 = NaN in its parabola
         # step, which only rejects that step (golden section is used): silence the warning
@@ -266,7 +285,9 @@ class ScipyDE(Optimizer):
                 f"got {self.mutation_low} > {self.mutation_high}"
             )
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         bounds, start = _box(problem, np.array(x0, dtype=np.float64), self.radius)
         mutation = (
             self.mutation_low
@@ -322,7 +343,9 @@ class ScipyDualAnnealing(Optimizer):
         "max_iter": at_least(1),
     }
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         bounds, start = _box(problem, np.array(x0, dtype=np.float64), self.radius)
         res = scipy.optimize.dual_annealing(
             problem.loss,

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from suite.optimizers.base import (
     Optimizer,
+    ProblemLike,
     at_least,
     between,
     greater_than,
@@ -80,7 +81,9 @@ class TBPTT(Optimizer):
                 "(BPTT(h; h') backpropagates every h' steps through the last h >= h' steps)"
             )
 
-    def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         """Run online passes over the training data, one update per chunk of ``h'`` steps."""
         if self.batch_size is not None and self.batch_size > problem.n_train:
             raise ValueError(
