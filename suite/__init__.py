@@ -37,6 +37,9 @@ _EXPORTS: dict[str, str] = {
     "load_plugins": "suite.optimizers",
     "load_entry_points": "suite.optimizers",
     "check_optimizer": "suite.checks",
+    # one run of an optimizer on a problem
+    "run": "suite.trial",
+    "RunResult": "suite.trial",
     # experiments, runner, store
     "load_experiment": "suite.experiment",
     "list_experiments": "suite.experiment",

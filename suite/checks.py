@@ -54,7 +54,8 @@ from typing import Any
 import numpy as np
 
 from suite.optimizers import Optimizer, display_name, get_optimizer, registered_name
-from suite.problem import Budget, BudgetExhausted, Diverged, GradientNotAllowed, Problem
+from suite.problem import Budget, Diverged, GradientNotAllowed, Problem
+from suite.trial import RunResult, run
 from tasks.base import Dataset, Split
 
 # --------------------------------------------------------------------------- the toy problem
@@ -237,13 +238,14 @@ def _settings(quick: bool) -> _Settings:
     return _Settings(budget_fe=2e4 if quick else 2e5, max_seconds=30.0 if quick else 120.0)
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Run:
-    theta: np.ndarray | None
-    returned: bool
     problem: Problem
-    x0: np.ndarray
-    x0_after: np.ndarray
+    result: RunResult
+
+    @property
+    def theta(self) -> np.ndarray | None:
+        return self.result.best
 
 
 def _label(opt: Optimizer) -> str:
@@ -280,25 +282,21 @@ def _deadline(seconds: float) -> Iterator[None]:
 
 
 def _run(opt: Optimizer, s: _Settings, seed: int = 0, nan_region: bool = False) -> _Run:
-    """One trial as the runner does it: start the Problem, minimize, fall back on the incumbent.
+    """One run as a trial does it (:func:`suite.trial.run`), from ``x0 = 0`` on the toy.
 
     The budget also has ``max_seconds`` of wall time; an optimizer still running 50% later
-    (one that catches BudgetExhausted and goes on) is stopped by an alarm and fails.
+    (one that catches BudgetExhausted and goes on) is stopped by an alarm and fails. A
+    divergence is raised as :class:`~suite.problem.Diverged`.
     """
     problem = toy_problem(nan_region=nan_region)
-    x0 = np.zeros(problem.dim)
-    handed = x0.copy()
-    problem.start(Budget(fe=s.budget_fe, seconds=s.max_seconds), "gradient" in opt.tags)
     overdue = AssertionError(
         f"{_label(opt)} did not stop within {s.max_seconds:g} s on the toy problem with a "
         f"budget of {s.budget_fe:g} fe (does it catch BudgetExhausted and go on?)"
     )
+    budget = Budget(fe=s.budget_fe, seconds=s.max_seconds)
     try:
         with _deadline(1.5 * s.max_seconds):
-            theta = opt.minimize(problem, handed, np.random.default_rng(seed))
-        returned = True
-    except BudgetExhausted:
-        theta, returned = problem.incumbent, False
+            result = run(problem, opt, budget, seed, x0=np.zeros(problem.dim))
     except _Timeout:
         raise overdue from None
     except GradientNotAllowed as exc:
@@ -306,9 +304,11 @@ def _run(opt: Optimizer, s: _Settings, seed: int = 0, nan_region: bool = False) 
             f"{_label(opt)} has no 'gradient' tag but asked the problem for a gradient ({exc}); "
             "add the tag or use only problem.loss()"
         ) from None
-    if problem.seconds >= s.max_seconds:
+    if result.status == "diverged":
+        raise Diverged(result.error)
+    if result.seconds >= s.max_seconds:
         raise overdue
-    return _Run(theta, returned, problem, x0, handed)
+    return _Run(problem, result)
 
 
 def _result(run: _Run) -> np.ndarray:
@@ -362,8 +362,9 @@ def check_respects_budget(opt: Optimizer, s: _Settings) -> None:
 def check_leaves_x0_unmodified(opt: Optimizer, s: _Settings) -> None:
     """The start vector handed to minimize is not modified in place."""
     run = _run(opt, s)
-    assert np.array_equal(run.x0, run.x0_after), (
-        f"minimize modified x0 in place: {run.x0} became {run.x0_after}; copy it first"
+    x0, after = run.result.x0, run.result.x0_after
+    assert np.array_equal(x0, after), (
+        f"minimize modified x0 in place: {x0} became {after}; copy it first"
     )
 
 
@@ -422,7 +423,7 @@ def check_writes_no_files(opt: Optimizer, s: _Settings) -> None:
 def check_improves_on_convex_toy(opt: Optimizer, s: _Settings) -> None:
     """On the convex toy the final loss is at most half the loss at x0."""
     run = _run(opt, s)
-    start = run.problem.evaluate(run.x0)
+    start = run.problem.evaluate(run.result.x0)
     final = run.problem.evaluate(_result(run))
     assert final <= 0.5 * start, (
         f"loss went from {start:.4g} at x0 to only {final:.4g} with {s.budget_fe:g} fe on a "

@@ -1,4 +1,15 @@
-"""Work units and the compare trial.
+"""Work units, the one run of an optimizer on a problem, and the compare trial.
+
+Running an optimizer
+--------------------
+:func:`run` is the one place that runs an optimizer on a problem under a budget (the compare
+trial, the conformance checks and the tests all use it): start the budget (gradients allowed
+only for optimizers tagged ``"gradient"``), draw ``x0`` (unless given), call
+``minimize(problem, x0, rng)``, and turn :class:`~suite.problem.BudgetExhausted` and
+:class:`~suite.problem.Diverged` into a status of the returned :class:`RunResult`::
+
+    result = run(problem, get_optimizer("adam"), Budget(fe=1e5), seed=0)
+    result.status, result.best, result.counters["fe"]
 
 Work-unit protocol
 ------------------
@@ -42,7 +53,93 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from suite import seeding
+from suite.optimizers import Optimizer, get_optimizer, load_plugins, optimizer_info
+from suite.problem import Budget, BudgetExhausted, Diverged, Problem, problem_from_spec
 from suite.provenance import provenance
+
+Seed = int | np.random.SeedSequence | np.random.Generator
+"""What seeds a generator: an int, a ``SeedSequence`` or a ``Generator`` (used as it is)."""
+
+
+# ----------------------------------------------------------------------- one run
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What one :func:`run` left behind.
+
+    ``status`` is ``"ok"`` (``minimize`` returned ``theta``), ``"budget"`` (the problem raised
+    :class:`~suite.problem.BudgetExhausted`; ``theta`` is None) or ``"diverged"`` (``error``
+    says why). ``incumbent`` is the problem's best point evaluated on the full training set
+    (None if none was); ``x0`` the start as drawn and ``x0_after`` the array handed to
+    ``minimize`` after the run (they differ if the optimizer modified it in place).
+    ``counters``, ``stop_reason`` and ``seconds`` are the problem's at the end of the run.
+    """
+
+    status: str
+    theta: np.ndarray | None
+    incumbent: np.ndarray | None
+    x0: np.ndarray
+    x0_after: np.ndarray
+    error: str | None
+    counters: dict[str, float]
+    stop_reason: str | None
+    seconds: float
+
+    @property
+    def best(self) -> np.ndarray | None:
+        """The result of the run: what ``minimize`` returned, else the incumbent."""
+        return self.theta if self.status == "ok" else self.incumbent
+
+
+def run(
+    problem: Problem,
+    optimizer: Optimizer,
+    budget: Budget,
+    seed: Seed = 0,
+    *,
+    x0: np.ndarray | None = None,
+    init_seed: Seed = 0,
+    checkpoints_per_decade: int = 10,
+) -> RunResult:
+    """Run ``optimizer`` on ``problem`` under ``budget`` and say how it ended.
+
+    Starts the problem (counters, trace and incumbent reset; gradients allowed only if the
+    optimizer is tagged ``"gradient"``), draws ``x0 = problem.initial_point(rng(init_seed))``
+    unless ``x0`` is given, and calls ``optimizer.minimize(problem, copy of x0, rng(seed))``
+    with floating-point warnings silenced (overflow on the way to divergence is expected and
+    recorded by the problem). BudgetExhausted and Diverged become the status; any other
+    exception (e.g. :class:`~suite.problem.GradientNotAllowed`) propagates.
+    """
+    problem.start(
+        budget,
+        allow_gradients="gradient" in getattr(optimizer, "tags", ()),
+        checkpoints_per_decade=checkpoints_per_decade,
+    )
+    if x0 is None:
+        x0 = problem.initial_point(np.random.default_rng(init_seed))
+    start = np.array(x0, dtype=np.float64, copy=True)
+    handed = start.copy()
+    theta, error = None, None
+    try:
+        with np.errstate(all="ignore"):
+            theta = optimizer.minimize(problem, handed, np.random.default_rng(seed))
+        status = "ok"
+    except BudgetExhausted:
+        status = "budget"
+    except Diverged as exc:
+        status, error = "diverged", f"{type(exc).__name__}: {exc}"
+    return RunResult(
+        status=status,
+        theta=theta,
+        incumbent=problem.incumbent,
+        x0=start,
+        x0_after=handed,
+        error=error,
+        counters=problem.counters.as_dict(),
+        stop_reason=problem.stop_reason,
+        seconds=problem.seconds,
+    )
 
 
 @runtime_checkable
@@ -134,8 +231,6 @@ def ensure_plugins(plugins: tuple[str, ...]) -> None:
     """Import the plugin modules (names or ``.py`` paths) once per process."""
     plugins = tuple(plugins)
     if plugins and plugins not in _LOADED_PLUGINS:
-        from suite.optimizers import load_plugins
-
         load_plugins(list(plugins))
         _LOADED_PLUGINS.add(plugins)
 
@@ -158,6 +253,12 @@ def run_unit(unit: Unit, plugins: tuple[str, ...] = ()) -> list[dict]:
     """Run one unit in a worker, importing the plugins first (module level, so it pickles)."""
     ensure_plugins(tuple(plugins))
     return unit.run()
+
+
+def _about(name: str) -> dict:
+    """``{"family", "tags"}`` of a registered optimizer, as stored in its trial records."""
+    info = optimizer_info(name)
+    return {"family": info["family"], "tags": sorted(info["tags"])}
 
 
 # --------------------------------------------------------------------------- peak memory
@@ -217,40 +318,24 @@ def run_trial(trial: Trial) -> dict:
     ``peak_mem_mb`` is the process's peak resident set during the trial on Linux (the mark is
     reset before the trial), else the process's peak so far.
     """
-    from suite.optimizers import get_optimizer
-    from suite.problem import Budget, BudgetExhausted, Diverged, make_problem
-
     reset_ok = _reset_peak_rss()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     streams = trial.streams()
-    status, error, problem, theta = "error", None, None, None
+    status, error, problem, theta, about = "error", None, None, None, None
     try:
-        task_params = {k: v for k, v in trial.task.items() if k != "task"}
-        model_options = {k: v for k, v in trial.model.items() if k != "model"}
-        problem = make_problem(
-            trial.task["task"],
-            model=trial.model["model"],
-            seed=streams.data,
-            **task_params,
-            **model_options,
-        )
-        x0 = problem.initial_point(np.random.default_rng(streams.init))
+        problem = problem_from_spec(trial.task, trial.model, streams.data)
+        about = _about(trial.optimizer["name"])
         optimizer = get_optimizer(trial.optimizer["name"], **trial.optimizer["params"])
         budget = Budget(fe=trial.budget.get("fe"), seconds=trial.budget.get("seconds"))
-        problem.start(
+        outcome = run(
+            problem,
+            optimizer,
             budget,
-            allow_gradients="gradient" in getattr(optimizer, "tags", ()),
+            streams.optimizer,
+            init_seed=streams.init,
             checkpoints_per_decade=trial.checkpoints_per_decade,
         )
-        try:
-            # overflow on the way to divergence is expected and recorded (nonfinite, status)
-            with np.errstate(all="ignore"):
-                theta = optimizer.minimize(problem, x0, np.random.default_rng(streams.optimizer))
-            status = "ok"
-        except BudgetExhausted:
-            status = "budget"
-        except Diverged as exc:
-            status, error = "diverged", f"{type(exc).__name__}: {exc}"
+        status, error, theta = outcome.status, outcome.error, outcome.theta
     except Exception:  # noqa: BLE001 -- one trial's failure must never stop the others
         status, error = "error", traceback.format_exc()
     result = None
@@ -264,6 +349,7 @@ def run_trial(trial: Trial) -> dict:
             status, error = "error", (error or "") + traceback.format_exc()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     record = _record(trial, status, error, problem, result)
+    record["optimizer"] = about or {"family": None, "tags": []}
     record["time"] = {
         "wall": wall,
         "cpu": cpu,

@@ -28,7 +28,8 @@ from suite.optimizers import (
     updates,
 )
 from suite.optimizers.cmaes import default_popsize
-from suite.problem import Budget, BudgetExhausted, make_problem
+from suite.problem import Budget, Diverged, make_problem
+from suite.trial import run as run_optimizer
 
 # ------------------------------------------------------------------ conformance, all optimizers
 
@@ -79,14 +80,12 @@ def adding() -> object:
 
 
 def run(problem, opt: Optimizer, fe: float, seed: int = 0, x0=None) -> tuple[np.ndarray, bool]:
-    """Run like the runner: start, minimize, fall back on the incumbent at the budget."""
-    problem.start(Budget(fe=fe), allow_gradients="gradient" in opt.tags)
-    if x0 is None:
-        x0 = problem.initial_point(np.random.default_rng(0))
-    try:
-        return opt.minimize(problem, x0, np.random.default_rng(seed)), True
-    except BudgetExhausted:
-        return problem.incumbent, False
+    """Run as a trial does (``x0`` drawn from seed 0 unless given): the result (what
+    ``minimize`` returned, else the incumbent) and whether ``minimize`` returned."""
+    result = run_optimizer(problem, opt, Budget(fe=fe), seed, x0=x0)
+    if result.status == "diverged":
+        raise Diverged(result.error)
+    return result.best, result.status == "ok"
 
 
 # ------------------------------------------------------------------------ defining behaviour
@@ -158,13 +157,9 @@ def test_scipy_de_is_vectorised() -> None:
 
 @pytest.mark.parametrize("name", optimizer_names())
 def test_budget_interrupts_every_optimizer(adding, name: str) -> None:
-    opt = get_optimizer(name)
-    adding.start(Budget(fe=2e4), allow_gradients="gradient" in opt.tags)
-    with pytest.raises(BudgetExhausted):
-        opt.minimize(
-            adding, adding.initial_point(np.random.default_rng(0)), np.random.default_rng(0)
-        )
-    assert adding.counters.fe <= 2e4
+    result = run_optimizer(adding, get_optimizer(name), Budget(fe=2e4))
+    assert result.status == "budget"
+    assert result.counters["fe"] <= 2e4 and adding.counters.fe == result.counters["fe"]
 
 
 def test_own_stopping_rules_are_recorded() -> None:
