@@ -128,6 +128,14 @@ def test_statuses_errors_divergence_and_resume(tmp_path, plugin):
     assert trials.loc[trials["status"] != "error", "final_train_loss"].notna().all()
     assert (trials["fe"] <= trials["budget_fe"]).all()
     assert summary.statuses["error"] == 2 and summary.statuses["diverged"] == 2
+    about = {
+        r["spec"]["optimizer"]["name"]: r["optimizer"]
+        for r in load_results(tmp_path / "res" / "rt").records("trial")
+    }
+    assert about["test-runner-raiser"] == {"family": "test", "tags": ["deterministic"]}
+    assert about["adam"] == {"family": "gradient", "tags": ["gradient", "stochastic"]}
+    rs = trials[trials["optimizer_name"] == "random-search"]
+    assert set(rs["family"]) == {"random"} and set(rs["tags"]) == {"population,stochastic"}
 
     records = sorted((tmp_path / "res" / "rt" / "records").iterdir())
     before = {p.name: p.stat().st_mtime_ns for p in records}

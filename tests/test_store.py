@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from suite.frames import TRACE_COLUMNS, TRIAL_COLUMNS
 from suite.store import (
     INDEX,
-    TRACE_COLUMNS,
-    TRIAL_COLUMNS,
     Store,
     StoreWarning,
     decode,
@@ -253,6 +252,24 @@ def test_experiment_json_round_trip(tmp_path):
         "v": math.inf,
     }
     assert load_results(tmp_path).experiment["name"] == "x"
+
+
+def test_family_and_tags_come_from_the_record_else_the_registry(tmp_path):
+    plugin = synthetic_record(0)  # a plugin optimizer this process has not loaded
+    plugin["spec"]["optimizer"]["name"] = "my-unloaded-plugin"
+    plugin["optimizer"] = {"family": "plugins", "tags": ["stochastic", "population"]}
+    old = synthetic_record(1)  # adam, written before records carried family and tags
+    unknown = synthetic_record(2)
+    unknown["spec"]["optimizer"]["name"] = "gone-plugin"
+    with Store(tmp_path) as store:
+        for record in (plugin, old, unknown):
+            store.write(record)
+    trials = load_results(tmp_path).trials.set_index("optimizer_name")
+    assert trials.loc["my-unloaded-plugin", "family"] == "plugins"
+    assert trials.loc["my-unloaded-plugin", "tags"] == "population,stochastic"
+    assert trials.loc["adam", "family"] == "gradient"
+    assert trials.loc["adam", "tags"] == "gradient,stochastic"
+    assert trials.loc["gone-plugin", "family"] == "" and trials.loc["gone-plugin", "tags"] == ""
 
 
 def test_load_missing_folder_raises(tmp_path):
