@@ -17,13 +17,27 @@ Protocol (:func:`run_tuned`):
    optimizer entry named in the grid x the tuning seeds, at the tuning budget.
 2. *Choice.* Per (problem, optimizer entry) the grid point with the highest success rate, then
    the lowest median cost to target (fe), then the lowest median final train loss wins
-   (:func:`choose`). The choice and the tuning cost (fe and seconds) are written to
-   ``<name>/tables/tuning.csv`` and ``tuning.md``.
+   (:func:`choose`). Each choice is stored as a record of kind ``"tuning"`` in the evaluation's
+   results folder (:func:`choice_records`), with every candidate's scores and tuning cost (fe
+   and seconds); ``rnnbench report`` turns them into ``tables/tuning.csv`` and ``tuning.md``.
 3. *Evaluation run.* The experiment itself, each tuned optimizer entry replaced, per problem, by
    its chosen configuration, under its original label (so ``adam`` is one colour and one row per
    problem in every table, whatever learning rate each problem chose).
 
 Optimizer entries not named in the grid run with their given hyper-parameters.
+
+A configuration is identified by data, ``{"name": registered name, "params": {all
+hyper-parameters}}`` (as in a trial's spec), never by its display label. A tuning record::
+
+    {"key": "tuning-<16 hex>", "kind": "tuning", "experiment": "speed",
+     "tuning_experiment": "speed-tuning", "problem": "adding", "entry": "adam",
+     "chosen": {"name": "adam", "params": {...}},
+     "candidates": [{"label": "adam[lr=0.03]", "grid": {"lr": 0.03},
+                     "optimizer": {"name": "adam", "params": {...}}, "trials": 1,
+                     "success": 0.0, "median_fe_to_target": inf, "median_final_loss": 0.0045,
+                     "fe": 9999360.0, "seconds": 0.53, "chosen": true}, ...]}
+
+with the candidates in rank order (the chosen one first).
 """
 
 from __future__ import annotations
@@ -32,9 +46,9 @@ import itertools
 import json
 import os
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,8 +61,14 @@ from suite.experiment import (
     experiment_path,
     parse_problems,
 )
+from suite.optimizers import get_optimizer, spec
+from suite.runner import RunSummary, run_experiment
+from suite.seeding import canonical_json, content_hash
+from suite.store import Store, load_results
 
 TUNING_KEYS = ("seeds", "budget", "grid")
+RECORD_KIND = "tuning"
+"""The ``kind`` of the records that store the tuning choices."""
 
 
 def read_raw(name_or_path: str | os.PathLike[str], profile: str) -> tuple[dict, str]:
@@ -104,26 +124,61 @@ def _parse_tuning(d: dict, source: str) -> dict | None:
     return {"seeds": seed_list, "budget": table.get("budget"), "grid": grid}
 
 
-def _grid_points(entry: dict, grid: dict) -> list[dict]:
+@dataclass(frozen=True)
+class Candidate:
+    """One grid point of one optimizer entry: the configuration the tuning run tries.
+
+    ``entry`` is the entry's label, ``grid`` the grid values, ``optimizer`` the configuration as
+    data (``{"name", "params"}`` with every hyper-parameter), ``label`` its display label in the
+    tuning run (``entry[k=v, ...]``) and ``problems`` the problem labels the entry runs on
+    (None: all).
+    """
+
+    entry: str
+    grid: dict
+    optimizer: dict
+    label: str
+    problems: tuple[str, ...] | None = None
+
+    def config_key(self) -> str:
+        """Canonical JSON of the configuration (what identifies it in a trial's spec)."""
+        return canonical_json(self.optimizer)
+
+
+def _grid_points(entry: dict, grid: dict, where: str) -> list[tuple[dict, Candidate]]:
     params = grid.get(entry["name"])
     if not params:
         return []
     keys = sorted(params)
+    entry_label = entry.get("label", entry["name"])
+    problems = entry.get("problems")
     points = []
     for values in itertools.product(*(params[k] for k in keys)):
-        point = {**entry, **dict(zip(keys, values, strict=True))}
+        values_by_key = dict(zip(keys, values, strict=True))
+        point = {**entry, **values_by_key}
         point["label"] = (
-            f"{entry.get('label', entry['name'])}["
-            + ", ".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
-            + "]"
+            f"{entry_label}[" + ", ".join(f"{k}={v}" for k, v in values_by_key.items()) + "]"
         )
-        points.append(point)
+        hyper = {k: v for k, v in point.items() if k not in ("name", "label", "problems")}
+        try:
+            config = spec(get_optimizer(entry["name"], **hyper))
+        except (ValueError, TypeError) as exc:
+            raise ExperimentError(f"{where}.grid.{entry['name']}: {exc}") from None
+        candidate = Candidate(
+            entry=entry_label,
+            grid=values_by_key,
+            optimizer=config,
+            label=point["label"],
+            problems=None if problems is None else tuple(problems),
+        )
+        points.append((point, candidate))
     return points
 
 
-def tuning_experiment(d: dict, tuning: dict, source: str) -> Experiment:
-    """The tuning run of experiment dict ``d``: grid points x problems x tuning seeds."""
-    optimizers = [p for o in d["optimizers"] for p in _grid_points(o, tuning["grid"])]
+def tuning_plan(d: dict, tuning: dict, source: str) -> tuple[Experiment, list[Candidate]]:
+    """The tuning run of experiment dict ``d`` (grid points x problems x tuning seeds) and the
+    candidates it tries."""
+    points = [p for o in d["optimizers"] for p in _grid_points(o, tuning["grid"], source)]
     problems = [dict(p) for p in d["problems"]]
     if tuning["budget"] is not None:
         for p in problems:
@@ -133,31 +188,57 @@ def tuning_experiment(d: dict, tuning: dict, source: str) -> Experiment:
         name=f"{d['name']}-tuning",
         seeds=tuning["seeds"],
         problems=problems,
-        optimizers=optimizers,
+        optimizers=[point for point, _ in points],
         description=f"hyper-parameter tuning for {d['name']} (seeds not used in evaluation)",
     )
     if tuning["budget"] is not None:
         raw["budget"] = tuning["budget"]
-    return experiment_from_dict(raw, source=source)
+    return experiment_from_dict(raw, source=source), [c for _, c in points]
 
 
-def choose(trials: pd.DataFrame) -> pd.DataFrame:
-    """The winning grid point per (problem, entry): success, then cost to target, then loss.
+def choose(
+    trials: pd.DataFrame, candidates: Sequence[Candidate], keys: Iterable[str] | None = None
+) -> pd.DataFrame:
+    """Score every candidate per problem and mark the winner per (problem, entry).
 
-    ``trials`` is a tuning run's trial frame; the entry is the label before ``[``.
+    ``trials`` is the tuning run's trial frame (only the rows whose key is in ``keys``, if
+    given, count: a folder may hold trials of an earlier grid). A trial belongs to a candidate
+    when its configuration (name and all hyper-parameters) equals the candidate's and the
+    candidate's entry runs on its problem. The winner has the highest success rate, then the
+    lowest median fe to target (a miss counts as inf), then the lowest median final train loss.
+    One row per (problem, candidate): ``problem, entry, configuration`` (the display label),
+    ``optimizer`` (the configuration as data), ``grid``, ``trials``, ``success``,
+    ``median_fe_to_target``, ``median_final_loss``, ``fe`` and ``seconds`` (summed tuning
+    cost), ``chosen``; sorted by problem, entry and rank.
     """
-    t = trials.copy()
-    t["entry"] = t["optimizer"].str.split("[", n=1).str[0]
-    t["fe_to_target"] = t["fe_to_target"].fillna(np.inf)
+    t = trials if keys is None else trials[trials["key"].isin(set(keys))]
+    config = [
+        canonical_json({"name": n, "params": json.loads(p)})
+        for n, p in zip(t["optimizer_name"], t["optimizer_params"], strict=True)
+    ]
+    t = t.assign(_config=config, fe_to_target=t["fe_to_target"].fillna(np.inf))
+    cands = pd.DataFrame(
+        {
+            "_config": [c.config_key() for c in candidates],
+            "_cand": range(len(candidates)),
+            "entry": [c.entry for c in candidates],
+        }
+    )
+    m = t.merge(cands, on="_config", how="inner")
+    runs_on = [
+        candidates[i].problems is None or p in candidates[i].problems
+        for i, p in zip(m["_cand"], m["problem"], strict=True)
+    ]
+    m = m[np.asarray(runs_on, dtype=bool)]
     score = (
-        t.groupby(["problem", "entry", "optimizer"], sort=False)
+        m.groupby(["problem", "entry", "_cand"], sort=False)
         .agg(
+            trials=("key", "size"),
             success=("success", "mean"),
             median_fe_to_target=("fe_to_target", "median"),
             median_final_loss=("final_train_loss", "median"),
             fe=("fe", "sum"),
             seconds=("wall", "sum"),
-            params=("optimizer_params", "first"),
         )
         .reset_index()
     )
@@ -167,13 +248,45 @@ def choose(trials: pd.DataFrame) -> pd.DataFrame:
         kind="stable",
     )
     score["chosen"] = ~score.duplicated(["problem", "entry"])
-    return score.reset_index(drop=True)
+    score.insert(2, "configuration", [candidates[i].label for i in score["_cand"]])
+    score.insert(3, "optimizer", [candidates[i].optimizer for i in score["_cand"]])
+    score.insert(4, "grid", [candidates[i].grid for i in score["_cand"]])
+    return score.drop(columns=["_cand"]).reset_index(drop=True)
 
 
-def _as_dict(params: Any) -> dict:
-    if isinstance(params, dict):
-        return params
-    return json.loads(params)
+def choice_records(choice: pd.DataFrame, experiment: str, tuning_experiment: str) -> list[dict]:
+    """One record of kind ``"tuning"`` per (problem, entry) of :func:`choose`'s frame (see the
+    module docstring); its key hashes (problem, entry), so a rerun replaces it."""
+    records = []
+    for (problem, entry), g in choice.groupby(["problem", "entry"], sort=False):
+        candidates = [
+            {
+                "label": r["configuration"],
+                "grid": dict(r["grid"]),
+                "optimizer": r["optimizer"],
+                "trials": int(r["trials"]),
+                **{
+                    k: float(r[k])
+                    for k in ("success", "median_fe_to_target", "median_final_loss", "fe")
+                },
+                "seconds": float(r["seconds"]),
+                "chosen": bool(r["chosen"]),
+            }
+            for _, r in g.iterrows()
+        ]
+        records.append(
+            {
+                "key": "tuning-" + content_hash({"problem": problem, "entry": entry}),
+                "kind": RECORD_KIND,
+                "experiment": experiment,
+                "tuning_experiment": tuning_experiment,
+                "problem": problem,
+                "entry": entry,
+                "chosen": next(c["optimizer"] for c in candidates if c["chosen"]),
+                "candidates": candidates,
+            }
+        )
+    return records
 
 
 def tuned_experiment(d: dict, choice: pd.DataFrame, source: str) -> Experiment:
@@ -190,9 +303,9 @@ def tuned_experiment(d: dict, choice: pd.DataFrame, source: str) -> Experiment:
             continue
         tuned_names.add(label)
         for problem, row in rows:
-            params = _as_dict(row["params"])
+            config = row["optimizer"]
             optimizers.append(
-                {"name": entry["name"], **params, "label": label, "problems": [problem]}
+                {"name": config["name"], **config["params"], "label": label, "problems": [problem]}
             )
     raw = {k: v for k, v in d.items() if k != "tuning"}
     raw["optimizers"] = optimizers
@@ -200,12 +313,32 @@ def tuned_experiment(d: dict, choice: pd.DataFrame, source: str) -> Experiment:
     return experiment_from_dict(raw, source=source)
 
 
-def _write_choice(choice: pd.DataFrame, directory: Path) -> None:
-    from suite.report.tables import write_table
+def stored_choice(
+    d: dict, tuning: dict, source: str, out: str | os.PathLike[str]
+) -> tuple[Experiment, pd.DataFrame]:
+    """The tuning run of ``d`` and :func:`choose`'s frame from its stored trials under ``out``;
+    ExperimentError if the tuning run has not been run."""
+    tune_exp, candidates = tuning_plan(d, tuning, source)
+    directory = Path(out) / tune_exp.dirname
+    if not directory.exists():
+        raise ExperimentError(
+            f"{source}: the tuning run {tune_exp.dirname!r} has not been run yet "
+            "(rnnbench run on this experiment runs it first)"
+        )
+    return tune_exp, choose(load_results(directory).trials, candidates, tune_exp.keys())
 
-    table = choice.rename(columns={"entry": "optimizer entry", "optimizer": "configuration"})
-    table = table.drop(columns=["params"])
-    write_table(table, directory / "tables", "tuning", latex=False)
+
+def record_choices(
+    d: dict, tuning: dict, source: str, out: str | os.PathLike[str]
+) -> tuple[Experiment, pd.DataFrame]:
+    """Choose from the stored tuning run, store the choices as records in the evaluation's
+    folder (:func:`choice_records`); return the tuned evaluation experiment and the choices."""
+    tune_exp, choice = stored_choice(d, tuning, source, out)
+    exp = tuned_experiment(d, choice, source)
+    with Store(Path(out) / exp.dirname) as store:
+        for record in choice_records(choice, exp.name, tune_exp.name):
+            store.write(record)
+    return exp, choice
 
 
 def run_tuned(
@@ -216,26 +349,22 @@ def run_tuned(
     dask: str | None = None,
     plugins: Sequence[str] = (),
     progress: bool = True,
-) -> list[Any]:
+) -> list[RunSummary]:
     """Run an experiment, with its tuning phase first when it has a ``[tuning]`` table.
 
     Returns the run summaries (tuning, then evaluation). Without ``[tuning]`` this is
-    :func:`suite.runner.run_experiment`.
+    :func:`suite.runner.run_experiment`. The choices are stored (:func:`record_choices`)
+    before the evaluation runs.
     """
-    from suite.runner import run_experiment
-    from suite.store import load_results
-
     d, source = read_raw(name_or_path, profile)
     tuning = _parse_tuning(d, source)
     if tuning is None:
         exp = experiment_from_dict(d, source=source)
         return [run_experiment(exp, out, jobs, dask, plugins, progress)]
-    tune_exp = tuning_experiment(d, tuning, source)
+    tune_exp, _ = tuning_plan(d, tuning, source)
     summaries = [run_experiment(tune_exp, out, jobs, dask, plugins, progress)]
-    choice = choose(load_results(Path(out) / tune_exp.dirname).trials)
-    exp = tuned_experiment(d, choice, source)
+    exp, _ = record_choices(d, tuning, source, out)
     summaries.append(run_experiment(exp, out, jobs, dask, plugins, progress))
-    _write_choice(choice, Path(out) / exp.dirname)
     return summaries
 
 
@@ -243,17 +372,9 @@ def resolve(
     name_or_path: str | os.PathLike[str], profile: str, out: str | os.PathLike[str]
 ) -> Experiment:
     """The experiment as :func:`run_tuned` runs it (tuned from stored tuning results if any)."""
-    from suite.store import load_results
-
     d, source = read_raw(name_or_path, profile)
     tuning = _parse_tuning(d, source)
     if tuning is None:
         return experiment_from_dict(d, source=source)
-    tune_exp = tuning_experiment(d, tuning, source)
-    directory = Path(out) / tune_exp.dirname
-    if not directory.exists():
-        raise ExperimentError(
-            f"{source}: the tuning run {tune_exp.dirname!r} has not been run yet "
-            f"(rnnbench run {name_or_path} runs it first)"
-        )
-    return tuned_experiment(d, choose(load_results(directory).trials), source)
+    _, choice = stored_choice(d, tuning, source, out)
+    return tuned_experiment(d, choice, source)

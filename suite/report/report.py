@@ -23,6 +23,7 @@ import pandas as pd
 from suite.analysis import metrics
 from suite.report import plots, tables
 from suite.report.style import base_name
+from suite.store import Results, load_results
 
 __all__ = ["Analysis", "analyse", "write_report"]
 
@@ -433,6 +434,46 @@ DEFINITIONS = """## Definitions
 """
 
 
+def _tuning(results: Results, directory: Path, latex: bool) -> list[str]:
+    """Write ``tables/tuning.*`` from the tuning records; the REPORT.md section about them.
+
+    A tuned experiment whose folder holds no tuning records (written before the choices were
+    stored) gets a note saying so, and its ``tuning.*`` files are left as they are.
+    """
+    records = results.records("tuning")
+    spec = results.experiment or {}
+    if not records:
+        if not (spec.get("tuned") or spec.get("tuning")):
+            return []
+        entries = ", ".join(f"`{e}`" for e in spec.get("tuned", [])) or "its entries"
+        return [
+            "### Tuning",
+            "",
+            f"This experiment was tuned ({entries}), but this folder holds no tuning records "
+            "(kind `tuning`), so `tables/tuning.csv` was not regenerated. Run the experiment "
+            "again with `rnnbench run` (same profile): it reuses the stored tuning and "
+            "evaluation trials and stores the choices.",
+            "",
+        ]
+    table = tables.tuning_table(records)
+    paths = tables.write_table(
+        table,
+        directory / "tables",
+        "tuning",
+        latex=latex,
+        caption="Tuning choices and cost (seeds not used in the evaluation).",
+    )
+    fe, seconds = table["fe"].sum(), table["seconds"].sum()
+    return _section_table(
+        "Tuning",
+        paths["md"],
+        f"Per problem and optimizer entry, every grid point tried on the tuning seeds, in rank "
+        f"order (success rate, then median fe to target, then median final train loss); the "
+        f"chosen one ran in the evaluation. Tuning cost: {_fmt(fe)} fe, {_duration(seconds)} "
+        "of trial time.",
+    )
+
+
 def _section_table(title: str, path: Path, intro: str) -> list[str]:
     return [f"### {title}", "", intro, "", path.read_text(encoding="utf-8"), ""]
 
@@ -473,8 +514,6 @@ def write_report(
     ``n_boot`` bootstrap resamples are drawn from ``numpy.random.default_rng(0)``, so the report
     is reproducible. ValueError if the folder holds no trial records.
     """
-    from suite.store import load_results  # the store imports nothing from the report
-
     directory = Path(results_dir)
     results = load_results(directory)
     trials, trace = results.trials, results.trace
@@ -485,6 +524,7 @@ def write_report(
     table_paths = _write_tables(a, directory / "tables", latex)
     figure_paths = _write_figures(a, directory / "figures", pdf)
     _remove_stale(directory / "tables", TABLE_NAMES, table_paths, ("csv", "md", "tex"))
+    tuning_lines = _tuning(results, directory, latex)
     _remove_stale(directory / "figures", FIGURE_NAMES, figure_paths, ("png", "pdf"))
 
     experiment = results.experiment or {}
@@ -531,6 +571,7 @@ def write_report(
         lines += _section_table(
             "Failures", table_paths["failures"]["md"], "Runs that diverged or raised, by cause."
         )
+    lines += tuning_lines
     lines += ["## Figures", ""]
     captions = {
         "loss_fe": "Best-so-far train loss vs forward-equivalents (median, IQR band; dashed: "

@@ -39,6 +39,7 @@ __all__ = [
     "summary_table",
     "to_latex",
     "to_markdown",
+    "tuning_table",
     "write_table",
 ]
 
@@ -443,3 +444,39 @@ def failure_table(
     g = bad.groupby(["problem", "optimizer", "status", "cause"], sort=False, observed=True)
     out = g["seed"].agg(runs="size", seeds=lambda s: ", ".join(str(int(v)) for v in sorted(s)))
     return out.reset_index()[cols]
+
+
+TUNING_COLUMNS = (
+    "problem",
+    "optimizer entry",
+    "configuration",
+    "success",
+    "median_fe_to_target",
+    "median_final_loss",
+    "fe",
+    "seconds",
+    "chosen",
+)
+"""Columns of :func:`tuning_table`."""
+
+
+def tuning_table(records: Sequence[dict]) -> pd.DataFrame:
+    """The tuning choices and their cost, from the records of kind ``"tuning"``.
+
+    One row per (problem, optimizer entry, candidate configuration), sorted by problem and
+    entry, candidates in rank order: success rate, median fe to target (``inf`` if missed),
+    median final train loss, the tuning cost (fe and seconds summed over the tuning seeds) and
+    whether it was chosen (see :mod:`suite.tuning` for the record and the rule).
+    """
+    rows = [
+        {
+            "problem": r["problem"],
+            "optimizer entry": r["entry"],
+            "configuration": c["label"],
+            **{k: float(c[k]) for k in TUNING_COLUMNS[3:8]},
+            "chosen": bool(c["chosen"]),
+        }
+        for r in sorted(records, key=lambda r: (str(r["problem"]), str(r["entry"])))
+        for c in r["candidates"]
+    ]
+    return pd.DataFrame(rows, columns=list(TUNING_COLUMNS))
