@@ -314,3 +314,65 @@ def test_kind_module_is_imported_on_demand(tmp_path, monkeypatch):
     monkeypatch.setitem(KIND_MODULES, "ondemand", "rnnbench_test_kind_mod")
     exp = load_experiment(write(tmp_path, 'kind = "ondemand"\n', "o.toml"))
     assert exp.keys() == ["a", "b"]
+
+
+# ------------------------------------------------------------------------------------ tuning
+
+TUNED = (
+    BASE.replace('name = "adam"\nlr = 0.05\n', 'name = "adam"\nlr = 0.05\nlabel = "fast [adam]"\n')
+    + "[tuning]\nseeds = [100, 101]\n[tuning.grid]\nadam = { lr = [0.001, 0.3] }\n"
+)
+
+
+def test_tuning_stores_its_choices_as_records_and_the_report_regenerates_them(tmp_path):
+    from suite.report import write_report
+    from suite.report.tables import TUNING_COLUMNS
+    from suite.store import load_results
+    from suite.tuning import run_tuned
+
+    path = write(tmp_path, TUNED)
+    out = tmp_path / "res"
+    tune, evaluation = run_tuned(path, out=out, jobs=1, progress=False)
+    assert tune.completed == 2 * 2 and evaluation.completed == 2 * 2
+    results = load_results(out / "t")
+    (record,) = results.records("tuning")
+    assert record["entry"] == "fast [adam]" and record["tuning_experiment"] == "t-tuning"
+    candidates = record["candidates"]
+    assert [c["chosen"] for c in candidates] == [True, False]
+    assert sorted(c["grid"]["lr"] for c in candidates) == [0.001, 0.3]
+    for c in candidates:  # the configuration is data: name and every hyper-parameter
+        assert c["optimizer"]["name"] == "adam" and c["trials"] == 2
+        assert c["optimizer"]["params"]["lr"] == c["grid"]["lr"]
+        assert set(c["optimizer"]["params"]) >= {"lr", "b1", "b2", "batch_size"}
+    assert record["chosen"] == candidates[0]["optimizer"]
+    # the tuning run's trials decide: the winner's success rate, then cost, then loss is best
+    tuning = load_results(out / "t-tuning").trials
+    by_lr = {
+        lr: g for lr, g in tuning.groupby(tuning["optimizer_params"].map(json.loads).str["lr"])
+    }
+
+    def rank(g):
+        cost = g["fe_to_target"].fillna(np.inf).median()
+        return (-g["success"].mean(), cost, g["final_train_loss"].median())
+
+    won, lost = (by_lr[c["grid"]["lr"]] for c in candidates)
+    assert rank(won) <= rank(lost)
+    # the evaluation ran the chosen configuration under the entry's label
+    adam = results.trials[results.trials["optimizer"] == "fast [adam]"]
+    assert len(adam) == 2
+    assert {json.loads(p)["lr"] for p in adam["optimizer_params"]} == {
+        record["chosen"]["params"]["lr"]
+    }
+    # a rerun finds everything stored and replaces the choice record (same key)
+    again = run_tuned(path, out=out, jobs=1, progress=False)
+    assert [s.completed for s in again] == [0, 0]
+    assert [r["key"] for r in load_results(out / "t").records("tuning")] == [record["key"]]
+
+    report = write_report(out / "t", n_boot=20)
+    table = (out / "t" / "tables" / "tuning.csv").read_text().splitlines()
+    assert table[0] == ",".join(TUNING_COLUMNS) and len(table) == 3
+    assert "### Tuning" in report.read_text()
+    # a tuned folder without tuning records (written before they existed): the report says so
+    (out / "t" / "records" / f"{record['key']}.json").unlink()
+    text = write_report(out / "t", n_boot=20).read_text()
+    assert "holds no tuning records" in text and "`fast [adam]`" in text
