@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from suite.optimizers import Optimizer, greater_than, register_optimizer
+from suite.optimizers import Optimizer, ProblemLike, greater_than, register_optimizer
 
 
 @register_optimizer("one-plus-one-es", family="plugins")
@@ -29,7 +29,9 @@ class OnePlusOneES(Optimizer):
     tags = frozenset({"stochastic"})
     constraints = {"sigma0": greater_than(0), "factor": greater_than(1)}
 
-    def minimize(self, problem, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    def minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         x, sigma = np.array(x0, dtype=float), self.sigma0
         fx = problem.loss(x)
         while True:  # the Problem raises BudgetExhausted; the runner keeps the incumbent
