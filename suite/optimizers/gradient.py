@@ -25,7 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from suite.optimizers import updates
+import suite.optimizers.updates as updates
 from suite.optimizers.base import (
     Optimizer,
     ProblemLike,

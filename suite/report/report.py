@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import suite.report.plots as plots
+import suite.report.tables as tables
 from suite.analysis import metrics
-from suite.report import plots, tables
 from suite.report.style import base_name
 from suite.store import Results, load_results
 
