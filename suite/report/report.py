@@ -436,42 +436,31 @@ DEFINITIONS = """## Definitions
 
 
 def _tuning(results: Results, directory: Path, latex: bool) -> list[str]:
-    """Write ``tables/tuning.*`` from the tuning records; the REPORT.md section about them.
+    """Write ``tables/tuning.*`` from the tuning records; return the REPORT.md section.
 
     A tuned experiment whose folder holds no tuning records (written before the choices were
     stored) gets a note saying so, and its ``tuning.*`` files are left as they are.
     """
-    records = results.records("tuning")
     spec = results.experiment or {}
-    if not records:
-        if not (spec.get("tuned") or spec.get("tuning")):
-            return []
+    table = tables.tuning_table(results.records("tuning"))
+    if table.empty:
         entries = ", ".join(f"`{e}`" for e in spec.get("tuned", [])) or "its entries"
-        return [
-            "### Tuning",
-            "",
+        missing = (
             f"This experiment was tuned ({entries}), but this folder holds no tuning records "
             "(kind `tuning`), so `tables/tuning.csv` was not regenerated. Run the experiment "
             "again with `rnnbench run` (same profile): it reuses the stored tuning and "
-            "evaluation trials and stores the choices.",
-            "",
-        ]
-    table = tables.tuning_table(records)
-    paths = tables.write_table(
-        table,
-        directory / "tables",
-        "tuning",
-        latex=latex,
-        caption="Tuning choices and cost (seeds not used in the evaluation).",
-    )
-    fe, seconds = table["fe"].sum(), table["seconds"].sum()
+            "evaluation trials and stores the choices."
+        )
+        return ["### Tuning", "", missing, ""] if spec.get("tuned") or spec.get("tuning") else []
+    caption = "Tuning choices and cost (seeds not used in the evaluation)."
+    paths = tables.write_table(table, directory / "tables", "tuning", latex=latex, caption=caption)
     return _section_table(
         "Tuning",
         paths["md"],
-        f"Per problem and optimizer entry, every grid point tried on the tuning seeds, in rank "
-        f"order (success rate, then median fe to target, then median final train loss); the "
-        f"chosen one ran in the evaluation. Tuning cost: {_fmt(fe)} fe, {_duration(seconds)} "
-        "of trial time.",
+        "Per problem and optimizer entry, every grid point tried on the tuning seeds, in rank "
+        "order (success rate, then median fe to target, then median final train loss); the "
+        f"chosen one ran in the evaluation. Tuning cost: {_fmt(table['fe'].sum())} fe, "
+        f"{_duration(table['seconds'].sum())} of trial time.",
     )
 
 
