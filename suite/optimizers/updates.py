@@ -334,7 +334,9 @@ def scale_by_lbfgs(memory: int = 10) -> Transform:
             S[rows, slot], Y[rows, slot], rho[rows, slot] = s[good], y[good], 1.0 / sy[good]
             head[rows] = (head[rows] + 1) % m
             count[rows] = np.minimum(count[rows] + 1, m)
-        state = LbfgsState(S, Y, rho, count, head, G, np.zeros_like(G), np.zeros(len(G), bool))
+        state = LbfgsState(
+            S, Y, rho, count, head, G.copy(), np.zeros_like(G), np.zeros(len(G), dtype=bool)
+        )
         d = lbfgs_direction(G, state)
         gd = np.einsum("np,np->n", G, d)
         reset = ~(gd < 0) | ~np.isfinite(gd)
