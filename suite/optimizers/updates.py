@@ -13,7 +13,16 @@ modified in place: every call returns new arrays and a new state (NamedTuples).
 Shapes: ``params``/``grads`` are one vector ``theta[P]`` or a batch ``theta[N, P]`` of
 independent parameter vectors (multi-start training); every rule acts row by row, in
 particular :func:`clip_by_global_norm` clips each row to its own norm. The step counter of
-Adam is shared by all rows (they step together).
+Adam is shared by all rows (they step together). :func:`take_rows` keeps some rows of any
+rule's state (a batched trainer drops the rows that stopped).
+
+Second-order directions: :func:`scale_by_lbfgs` (two-loop recursion, one memory per row) and
+:func:`scale_by_newton` (pseudo-inverse Newton); :mod:`suite.optimizers.linesearch` follows
+them with a backtracking line search into the ``lbfgs`` and ``newton`` rules.
+
+Names: the aliases and their hyper-parameters are those of the registered optimizers
+(:mod:`suite.optimizers.gradient`): ``sgd(lr, clip)``, ``momentum(lr, momentum, nesterov,
+clip)``, ``adam(lr, b1, b2, eps, clip)``.
 
 Example::
 
@@ -26,7 +35,8 @@ Example::
     >>> bool(np.abs(theta).max() < 1e-2)
     True
 
-Reference: the optax API (``optax/_src/base.py``, ``transform.py``, ``alias.py``); Adam from
+Reference: the optax API (``optax/_src/base.py``, ``transform.py``, ``alias.py``); L-BFGS from
+Liu & Nocedal (1989) and Nocedal & Wright (2006), Algorithm 7.4; Adam from
 Kingma & Ba (2015), "Adam: a method for stochastic optimization"; heavy-ball momentum from
 Polyak (1964) and Nesterov's variant as in Sutskever et al. (2013); clipping from Pascanu,
 Mikolov & Bengio (2013).
@@ -176,10 +186,10 @@ def sgd(lr: float, clip: float | None = None) -> Transform:
 
 
 def momentum(
-    lr: float, beta: float = 0.9, nesterov: bool = False, clip: float | None = None
+    lr: float, momentum: float = 0.9, nesterov: bool = False, clip: float | None = None
 ) -> Transform:
-    """Gradient descent with heavy-ball (or Nesterov) momentum ``beta``."""
-    return _clipped(clip, trace(beta, nesterov), scale(-lr))
+    """Gradient descent with heavy-ball (or Nesterov) momentum coefficient ``momentum``."""
+    return _clipped(clip, trace(momentum, nesterov), scale(-lr))
 
 
 def adam(
@@ -202,7 +212,7 @@ def make_rule(
     lr: float,
     *,
     clip: float | None = None,
-    beta: float = 0.9,
+    momentum: float = 0.9,
     nesterov: bool = False,
     b1: float = 0.9,
     b2: float = 0.999,
@@ -212,7 +222,7 @@ def make_rule(
     if rule == "sgd":
         return sgd(lr, clip)
     if rule == "momentum":
-        return momentum(lr, beta, nesterov, clip)
+        return _clipped(clip, trace(momentum, nesterov), scale(-lr))
     if rule == "adam":
         return adam(lr, b1, b2, eps, clip)
     raise ValueError(f"unknown update rule {rule!r}; allowed: {', '.join(RULES)}")
