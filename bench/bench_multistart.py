@@ -30,13 +30,13 @@ from suite.optimizers.batched_method import Method
 from suite.problem import problem_from_spec
 
 
-def study_problem(task: dict, model: dict):
+def _problem(task: dict, model: dict):
     """The problem every start of a study shares (experiment seed 0, data seed 0)."""
     return problem_from_spec(task, model, seeding.data_stream(0, task, 0))
 
 
 def _time_study(task: dict, model: dict, method: Method, n: int, sample: int, seed: int = 0):
-    problem = study_problem(task, model)
+    problem = _problem(task, model)
     theta0 = seeding.initial_points(0, problem.task.spec(), problem.model, range(n))
     t0 = time.perf_counter()
     batch = train_batch(problem, theta0, method, np.random.default_rng(seed))
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
         polish_steps=300 if args.quick else 1000,
         newton_steps=5,
     )
-    problem = study_problem(adding_task, elman)
+    problem = _problem(adding_task, elman)
     theta0 = seeding.initial_points(0, problem.task.spec(), problem.model, range(big))
     t0 = time.perf_counter()
     res = train_batch(problem, theta0, method, np.random.default_rng(0))

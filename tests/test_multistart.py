@@ -18,13 +18,13 @@ CLIFF_TASK = {"task": "cliff", "steps": 50}
 CLIFF_MODEL = {"model": "cliff", "dtype": "float64"}
 
 
-def study_problem(task: dict, model: dict):
+def _problem(task: dict, model: dict):
     """The problem of a study with experiment seed 0 and data seed 0."""
     return problem_from_spec(task, model, seeding.data_stream(0, task, 0))
 
 
 def _cliff():
-    p = study_problem(CLIFF_TASK, CLIFF_MODEL)
+    p = _problem(CLIFF_TASK, CLIFF_MODEL)
     return p, initial_points(0, p.task.spec(), p.model, range(12))
 
 
@@ -59,18 +59,14 @@ def test_stopping_rules_and_cost_accounting():
 
 
 def test_divergence_is_a_status_not_an_exception():
-    p = study_problem(
-        {"task": "adding", "seq_len": 5, "n_train": 8}, {"model": "elman", "hidden": 2}
-    )
+    p = _problem({"task": "adding", "seq_len": 5, "n_train": 8}, {"model": "elman", "hidden": 2})
     theta0 = initial_points(0, p.task.spec(), p.model, range(3))
     res = train_batch(p, theta0, Method.make("sgd", lr=1e6, max_steps=50, polish="none"))
     assert set(res.status) == {"diverged"}
 
 
 def test_minibatch_method_needs_an_rng_and_is_seeded():
-    p = study_problem(
-        {"task": "adding", "seq_len": 5, "n_train": 16}, {"model": "elman", "hidden": 2}
-    )
+    p = _problem({"task": "adding", "seq_len": 5, "n_train": 16}, {"model": "elman", "hidden": 2})
     theta0 = initial_points(0, p.task.spec(), p.model, range(4))
     m = Method.make("momentum", lr=0.05, batch_size=4, max_steps=40, check_every=10, polish="none")
     with pytest.raises(ValueError, match="rng"):
