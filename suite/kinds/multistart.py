@@ -72,7 +72,7 @@ from suite.experiment import (
 )
 from suite.kinds import Kind, ReportOptions, register_kind
 from suite.models import make_model, matched_tdnn_hidden
-from suite.optimizers.batched import STATUSES, train_batch
+from suite.optimizers.batched import train_batch
 from suite.optimizers.batched_method import Method
 from suite.problem import problem_from_spec
 from suite.provenance import provenance
@@ -80,7 +80,6 @@ from suite.provenance import provenance
 __all__ = [
     "KIND",
     "MULTISTART_KEYS",
-    "STATUSES",
     "MultiStartChunk",
     "expand",
     "expand_problem_grid",
@@ -146,8 +145,9 @@ def run_chunk(unit: MultiStartChunk) -> list[dict]:
     """Train one chunk of starts and return one record of kind ``"start"`` per start.
 
     Record fields: ``key``, ``kind``, ``experiment``, ``study`` (label), ``study_key``, ``spec``
-    (task, model, method, seed, experiment_seed, data_seed), ``status`` (:data:`STATUSES` or
-    ``"error"`` with ``error`` the traceback), ``final_train_loss``, ``final_test_loss``,
+    (task, model, method, seed, experiment_seed, data_seed), ``status``
+    (:data:`suite.optimizers.batched.STATUSES` or ``"error"`` with ``error`` the traceback),
+    ``final_train_loss``, ``final_test_loss``,
     ``grad_norm``, ``gtol``, ``steps``, ``polish_steps``, ``counters`` (``fe`` charged to this
     start, ``fe_share`` = chunk total / starts), ``analysis_fe``, ``lambda_min``,
     ``lambda_max`` (NaN if diverged or without ``hessian``), ``baseline_loss``, ``target_loss``,

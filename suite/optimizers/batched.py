@@ -47,7 +47,7 @@ import numpy as np
 from suite.curvature import hessian_fd
 from suite.optimizers.batched_method import Method
 from suite.optimizers.linesearch import lbfgs, newton
-from suite.optimizers.updates import _row_norm, apply_updates, take_rows
+from suite.optimizers.updates import apply_updates, row_norm, take_rows
 
 STATUSES: tuple[str, ...] = ("converged", "max_steps", "diverged")
 
@@ -210,7 +210,7 @@ def train_batch(
     stale = active if method.polish == "none" else active[:0]
     if stale.size:
         L, G = charger.loss_and_grad(stale, theta[stale])
-        out.loss[stale], out.gnorm[stale] = L, _row_norm(G)
+        out.loss[stale], out.gnorm[stale] = L, row_norm(G)
         charger.record(stale, out.steps[stale], L)
         conv = np.isfinite(L) & gtol.ok(L, out.gnorm[stale])
         out.status[stale[conv]] = "converged"
@@ -263,7 +263,7 @@ def _method_phase(
         check = not mini or step % method.check_every == 0
         if mini and check:
             L, G = charger.loss_and_grad(active, theta[active])
-            gn = _row_norm(G)
+            gn = row_norm(G)
             loss[active], gnorm[active] = L, gn
             charger.record(active, steps[active], L)
             done = np.isfinite(L) & gtol.ok(L, gn)
@@ -278,7 +278,7 @@ def _method_phase(
             done = np.zeros(active.size, dtype=bool)
         else:
             L, G = charger.loss_and_grad(active, theta[active])
-            gn = _row_norm(G)
+            gn = row_norm(G)
             loss[active], gnorm[active] = L, gn
             charger.record(active, steps[active], L)
             bad = ~np.isfinite(L)
@@ -311,7 +311,7 @@ def _lbfgs_phase(
     converged. A row whose line search finds no decrease stops where it is."""
     loss, gnorm, status = out.loss, out.gnorm, out.status
     L, G = charger.loss_and_grad(active, theta[active])
-    gn = _row_norm(G)
+    gn = row_norm(G)
     loss[active], gnorm[active] = L, gn
     charger.record(active, out.steps[active], L)
     done = np.isfinite(L) & gtol.ok(L, gn)
@@ -338,7 +338,7 @@ def _lbfgs_phase(
         acc = np.flatnonzero(accepted)
         theta[active[acc]] += u[acc]
         L[acc], G[acc] = state.search.value[acc], state.search.grad[acc]
-        gn = _row_norm(G)
+        gn = row_norm(G)
         loss[active], gnorm[active] = L, gn
         charger.record(active, out.steps[active] + out.polish_steps[active], L)
         done = accepted & gtol.ok(L, gn)
@@ -391,7 +391,7 @@ def _newton_phase(
         theta[rows] += u[acc]
         out.newton_steps[rows] += 1
         out.loss[rows] = state.search.value[acc]
-        out.gnorm[rows] = _row_norm(state.search.grad[acc])
+        out.gnorm[rows] = row_norm(state.search.grad[acc])
         done = gtol.ok(out.loss[rows], out.gnorm[rows])
         out.status[rows[done]] = "converged"
         keep = np.zeros(active.size, dtype=bool)

@@ -35,7 +35,7 @@ from suite.optimizers.updates import (
     LbfgsState,
     NewtonState,
     Transform,
-    _row_norm,
+    row_norm,
     scale_by_lbfgs,
     scale_by_newton,
 )
@@ -117,7 +117,7 @@ def backtracking_linesearch(
             good = np.isfinite(Lt) & (Lt <= value[pending] + c1 * t[pending] * gd[pending])
             good &= np.isfinite(Gt).all(axis=1)
             if shrink_grad:
-                good &= _row_norm(Gt) < _row_norm(grad[pending])
+                good &= row_norm(Gt) < row_norm(grad[pending])
             acc = pending[good]
             new_L[acc], new_G[acc] = Lt[good], Gt[good]
             accepted[acc] = True

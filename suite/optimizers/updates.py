@@ -296,7 +296,7 @@ def lbfgs_direction(G: Array, state: LbfgsState) -> Array:
     return -r
 
 
-def _row_norm(g: Array) -> Array:
+def row_norm(g: Array) -> Array:
     """Euclidean norm of every row, ``inf`` where it is not finite."""
     with np.errstate(invalid="ignore", over="ignore"):
         out = np.linalg.norm(g, axis=1)
@@ -352,7 +352,7 @@ def scale_by_lbfgs(memory: int = 10) -> Transform:
         reset = ~(gd < 0) | ~np.isfinite(gd)
         if reset.any():
             count[reset] = 0
-            gnr = np.maximum(_row_norm(G[reset]), 1e-300)
+            gnr = np.maximum(row_norm(G[reset]), 1e-300)
             d[reset] = -G[reset] / np.maximum(gnr, 1.0)[:, None]
         return d, state
 
