@@ -1,4 +1,4 @@
-"""Benchmark of vectorised multi-start training (suite.multistart.train_batch).
+"""Benchmark of vectorised multi-start training (suite.optimizers.batched.train_batch).
 
 Measures
 1. time per start of a 256-start study trained as one batch versus the same starts trained one
@@ -24,12 +24,20 @@ import time
 import _common  # noqa: F401  (first: one BLAS thread, the repository on sys.path)
 import numpy as np
 
-from suite.multistart import Method, initial_points, study_problem, train_batch
+from suite import seeding
+from suite.optimizers.batched import train_batch
+from suite.optimizers.batched_method import Method
+from suite.problem import problem_from_spec
+
+
+def _problem(task: dict, model: dict):
+    """The problem every start of a study shares (experiment seed 0, data seed 0)."""
+    return problem_from_spec(task, model, seeding.data_stream(0, task, 0))
 
 
 def _time_study(task: dict, model: dict, method: Method, n: int, sample: int, seed: int = 0):
-    problem = study_problem(0, task, model)
-    theta0 = initial_points(0, problem.task.spec(), problem.model, range(n))
+    problem = _problem(task, model)
+    theta0 = seeding.initial_points(0, problem.task.spec(), problem.model, range(n))
     t0 = time.perf_counter()
     batch = train_batch(problem, theta0, method, np.random.default_rng(seed))
     batched = (time.perf_counter() - t0) / n
@@ -52,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     cliff = _time_study(
         {"task": "cliff", "steps": 50},
         {"model": "cliff", "dtype": "float64"},
-        Method("adam", lr=0.02, max_steps=2000),
+        Method.make("adam", lr=0.02, max_steps=2000),
         n,
         sample,
     )
@@ -63,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     adding_task = {"task": "adding", "n_train": 128, "n_test": 256, "seq_len": 20}
     elman = {"model": "elman", "hidden": 8, "spectral_radius": 0.9, "dtype": "float64"}
-    mb = Method(
+    mb = Method.make(
         "adam", lr=0.01, batch_size=32, max_steps=300 if args.quick else 1000, polish="none"
     )
     add = _time_study(adding_task, elman, mb, n, sample)
@@ -74,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     )
 
     big = 200 if args.quick else 1000
-    method = Method(
+    method = Method.make(
         "adam",
         lr=0.01,
         batch_size=32,
@@ -83,8 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         polish_steps=300 if args.quick else 1000,
         newton_steps=5,
     )
-    problem = study_problem(0, adding_task, elman)
-    theta0 = initial_points(0, problem.task.spec(), problem.model, range(big))
+    problem = _problem(adding_task, elman)
+    theta0 = seeding.initial_points(0, problem.task.spec(), problem.model, range(big))
     t0 = time.perf_counter()
     res = train_batch(problem, theta0, method, np.random.default_rng(0))
     wall = time.perf_counter() - t0

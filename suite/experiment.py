@@ -65,7 +65,7 @@ from suite.trial import Trial, Unit
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 PROFILES: tuple[str, ...] = ("default", "quick", "full")
 KIND_MODULES: dict[str, str] = {
-    "multistart": "suite.multistart",
+    "multistart": "suite.kinds.multistart",
     "landscape": "suite.analysis.landscape",
 }
 """Modules that register the non-default kinds, imported when an experiment names the kind."""
@@ -121,6 +121,8 @@ def _expander(kind: str) -> ExpandFn:
                 f"kind: {kind!r} needs the module {KIND_MODULES[kind]}, which failed to import "
                 f"({exc})"
             ) from None
+    if kind not in _KINDS and kind in KIND_MODULES:  # transitional: kinds in suite.kinds
+        _KINDS[kind] = importlib.import_module("suite.kinds").get_kind(kind).expand
     if kind not in _KINDS:
         raise ExperimentError(f"kind: unknown kind {kind!r}; allowed: {', '.join(kinds())}")
     return _KINDS[kind]

@@ -1,4 +1,5 @@
-"""Tests of suite.multistart: batched training, stopping rules, seeds, units and expansion."""
+"""Tests of the multistart kind and the batched trainer: stopping rules, seeds, units and
+expansion."""
 
 from __future__ import annotations
 
@@ -7,27 +8,29 @@ import pytest
 
 from suite import seeding
 from suite.experiment import ExperimentError, experiment_from_dict
-from suite.multistart import (
-    Method,
-    MultiStartChunk,
-    expand_problem_grid,
-    initial_points,
-    study_problem,
-    train_batch,
-)
+from suite.kinds.multistart import MultiStartChunk, expand_problem_grid
+from suite.optimizers.batched import train_batch
+from suite.optimizers.batched_method import Method
+from suite.problem import problem_from_spec
+from suite.seeding import initial_points
 
 CLIFF_TASK = {"task": "cliff", "steps": 50}
 CLIFF_MODEL = {"model": "cliff", "dtype": "float64"}
 
 
+def _problem(task: dict, model: dict):
+    """The problem of a study with experiment seed 0 and data seed 0."""
+    return problem_from_spec(task, model, seeding.data_stream(0, task, 0))
+
+
 def _cliff():
-    p = study_problem(0, CLIFF_TASK, CLIFF_MODEL)
+    p = _problem(CLIFF_TASK, CLIFF_MODEL)
     return p, initial_points(0, p.task.spec(), p.model, range(12))
 
 
 def test_batched_training_matches_one_start_at_a_time():
     p, theta0 = _cliff()
-    method = Method("adam", lr=0.02, max_steps=300, polish_steps=200)
+    method = Method.make("adam", lr=0.02, max_steps=300, polish_steps=200)
     batch = train_batch(p, theta0, method)
     for i in range(len(theta0)):
         one = train_batch(p, theta0[i : i + 1], method)
@@ -42,7 +45,7 @@ def test_batched_training_matches_one_start_at_a_time():
 def test_stopping_rules_and_cost_accounting():
     p, theta0 = _cliff()
     p.start()
-    res = train_batch(p, theta0, Method("adam", lr=0.02, max_steps=2000))
+    res = train_batch(p, theta0, Method.make("adam", lr=0.02, max_steps=2000))
     conv = res.status == "converged"
     assert conv.sum() >= len(theta0) // 2
     ok = (res.grad_norm[conv] <= res.gtol) | (res.loss[conv] <= 1e-12 * p.baseline_loss)
@@ -56,20 +59,16 @@ def test_stopping_rules_and_cost_accounting():
 
 
 def test_divergence_is_a_status_not_an_exception():
-    p = study_problem(
-        0, {"task": "adding", "seq_len": 5, "n_train": 8}, {"model": "elman", "hidden": 2}
-    )
+    p = _problem({"task": "adding", "seq_len": 5, "n_train": 8}, {"model": "elman", "hidden": 2})
     theta0 = initial_points(0, p.task.spec(), p.model, range(3))
-    res = train_batch(p, theta0, Method("gd", lr=1e6, max_steps=50, polish="none"))
+    res = train_batch(p, theta0, Method.make("sgd", lr=1e6, max_steps=50, polish="none"))
     assert set(res.status) == {"diverged"}
 
 
 def test_minibatch_method_needs_an_rng_and_is_seeded():
-    p = study_problem(
-        0, {"task": "adding", "seq_len": 5, "n_train": 16}, {"model": "elman", "hidden": 2}
-    )
+    p = _problem({"task": "adding", "seq_len": 5, "n_train": 16}, {"model": "elman", "hidden": 2})
     theta0 = initial_points(0, p.task.spec(), p.model, range(4))
-    m = Method("momentum", lr=0.05, batch_size=4, max_steps=40, check_every=10, polish="none")
+    m = Method.make("momentum", lr=0.05, batch_size=4, max_steps=40, check_every=10, polish="none")
     with pytest.raises(ValueError, match="rng"):
         train_batch(p, theta0, m)
     a = train_batch(p, theta0, m, np.random.default_rng(5))
@@ -88,13 +87,41 @@ def test_starts_are_the_compare_trial_starts():
 
 
 def test_method_validation():
-    with pytest.raises(ValueError, match="method name"):
-        Method("bfgs")
-    with pytest.raises(ValueError, match="lr"):
-        Method("adam", lr=-1.0)
-    with pytest.raises(ValueError, match="unknown method key"):
+    with pytest.raises(ValueError, match="unknown method 'bfgs'.*allowed methods: adam"):
+        Method.make("bfgs")
+    with pytest.raises(ValueError, match="optimizer 'adam': hyper-parameter lr must be > 0"):
+        Method.make("adam", lr=-1.0)
+    with pytest.raises(ValueError, match="unknown parameter.*learning_rate.*allowed parameters"):
         Method.from_dict({"name": "adam", "learning_rate": 0.1})
-    assert Method("adam", lr=0.1).display() == "adam(lr=0.1)"
+    # the registry's words: momentum (not beta), sgd (not gd); a rule's foreign keys refused
+    with pytest.raises(ValueError, match="unknown parameter.*beta"):
+        Method.make("momentum", beta=0.5)
+    with pytest.raises(ValueError, match="unknown parameter.*b1"):
+        Method.make("sgd", b1=0.5)
+    with pytest.raises(ValueError, match="parameter polish must be one of 'lbfgs', 'none'"):
+        Method.make("adam", polish="newton")
+    with pytest.raises(ValueError, match="parameter batch_size must be an integer >= 1"):
+        Method.make("adam", batch_size=0)
+    assert Method.make("adam", lr=0.1).display() == "adam(lr=0.1)"
+    assert Method.make("momentum", momentum=0.5).display() == "momentum(momentum=0.5)"
+
+
+def test_stored_method_layout_keeps_the_keys_of_stored_studies():
+    """The stored spec keeps the layout (and so the record keys) of studies run before the
+    registry's names: ``beta`` holds the momentum, every constant is stored."""
+    m = Method.make("adam", lr=0.01, max_steps=1000, polish_steps=3000)
+    stored = {
+        "name": "adam", "lr": 0.01, "beta": 0.9, "b1": 0.9, "b2": 0.999, "eps": 1e-08,
+        "clip": None, "batch_size": None, "max_steps": 1000, "gtol_rel": 1e-05,
+        "check_every": 50, "polish": "lbfgs", "polish_steps": 3000, "memory": 10,
+        "newton_steps": 10, "newton_max_params": 300, "label": "adam(max_steps=1000)",
+    }  # fmt: skip
+    assert m.spec() == stored  # as in results/optima
+    assert Method.from_spec(stored).spec() == stored
+    mom = Method.make("momentum", momentum=0.5, nesterov=True)
+    assert mom.spec()["beta"] == 0.5 and mom.spec()["nesterov"] is True
+    back = Method.from_spec(mom.spec())
+    assert back.params == mom.params and back.rule is not None
 
 
 def test_chunk_unit_records():
@@ -102,7 +129,7 @@ def test_chunk_unit_records():
         experiment="ms",
         task=CLIFF_TASK,
         model=CLIFF_MODEL,
-        method=Method("adam", lr=0.02, max_steps=300, polish_steps=100).spec(),
+        method=Method.make("adam", lr=0.02, max_steps=300, polish_steps=100).spec(),
         seeds=(4, 5, 6),
     )
     records = unit.run()
@@ -128,7 +155,7 @@ def _ms(**over):
         "problems": [
             {"task": "adding", "seq_len": [6, 8], "hidden": 3, "spectral_radius": [0.5, 1.5]}
         ],
-        "methods": [{"name": "adam", "lr": 0.01}, {"name": "gd", "lr": 0.1}],
+        "methods": [{"name": "adam", "lr": 0.01}, {"name": "sgd", "lr": 0.1}],
     }
     d.update(over)
     return experiment_from_dict(d)

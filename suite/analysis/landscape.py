@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from suite import seeding
+from suite.problem import problem_from_spec
 
 __all__ = [
     "CliffUnit",
@@ -697,14 +698,13 @@ class LandscapeUnit:
 
 
 def _run_landscape(unit: LandscapeUnit) -> list[dict]:
-    from suite.multistart import initial_points, study_problem
-
     s = unit.settings
     t_start = time.perf_counter()
-    problem = study_problem(unit.experiment_seed, unit.task, unit.model, int(s["data_seed"]))
+    stream = seeding.data_stream(unit.experiment_seed, unit.task, int(s["data_seed"]))
+    problem = problem_from_spec(unit.task, unit.model, stream)
     model = problem.model
     seeds = list(unit.seeds)
-    theta0 = initial_points(unit.experiment_seed, unit.task, model, seeds)
+    theta0 = seeding.initial_points(unit.experiment_seed, unit.task, model, seeds)
     rows = _rows_per_call(problem, s["block_steps"])
     marks = _checkpoint_steps(int(s["train_steps"]), int(s["checkpoints"]))
     path = adam_path(problem, theta0, float(s["train_lr"]), int(s["train_steps"]), marks, rows)
@@ -923,7 +923,7 @@ def expand(d: dict, profile: str) -> list[Any]:
         parse_problems,
         parse_seeds,
     )
-    from suite.multistart import expand_problem_grid, twin_spec
+    from suite.kinds.multistart import expand_problem_grid, twin_spec
 
     check_keys(d, COMMON_KEYS + LANDSCAPE_KEYS, "")
     seeds = parse_seeds(d.get("seeds", 3), "seeds")

@@ -80,7 +80,9 @@ import pandas as pd
 from scipy.cluster import hierarchy
 from scipy.spatial.distance import pdist
 
+from suite import seeding
 from suite.curvature import as_rows
+from suite.problem import problem_from_spec
 
 __all__ = [
     "CLASSES",
@@ -760,14 +762,10 @@ def analyse_records(
 
 def _study_features(model: Any, df: pd.DataFrame, spec: dict) -> np.ndarray:
     """Function features of every end point of a study (NaN rows where theta is not finite)."""
-    from suite.multistart import study_problem
-
-    problem = study_problem(
-        int(spec.get("experiment_seed", 0)),
-        spec["task"],
-        spec["model"],
-        int(spec.get("data_seed", 0)),
+    stream = seeding.data_stream(
+        int(spec.get("experiment_seed", 0)), spec["task"], int(spec.get("data_seed", 0))
     )
+    problem = problem_from_spec(spec["task"], spec["model"], stream)
     split = problem.dataset.train
     thetas = np.stack(
         [x if len(x) == model.dim else np.full(model.dim, np.nan) for x in df["theta"].tolist()]

@@ -94,7 +94,7 @@ class TBPTT(Optimizer):
             self.rule,
             self.lr,
             clip=self.clip,
-            beta=self.momentum,
+            momentum=self.momentum,
             b1=self.b1,
             b2=self.b2,
             eps=self.eps,
