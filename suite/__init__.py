@@ -38,7 +38,7 @@ _EXPORTS: dict[str, str] = {
     "load_entry_points": "suite.optimizers",
     "check_optimizer": "suite.checks",
     # experiments, runner, store
-    "load_experiment": "suite.experiment",
+    "load_experiment": "suite.kinds.load",
     "list_experiments": "suite.experiment",
     "run_experiment": "suite.runner",
     "load_results": "suite.store",

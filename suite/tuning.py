@@ -43,10 +43,13 @@ from suite.experiment import (
     Experiment,
     ExperimentError,
     apply_profile,
-    experiment_from_dict,
     experiment_path,
     parse_problems,
 )
+from suite.kinds.load import experiment_from_dict
+from suite.report.tables import write_table
+from suite.runner import run_experiment
+from suite.store import load_results
 
 TUNING_KEYS = ("seeds", "budget", "grid")
 
@@ -201,7 +204,6 @@ def tuned_experiment(d: dict, choice: pd.DataFrame, source: str) -> Experiment:
 
 
 def _write_choice(choice: pd.DataFrame, directory: Path) -> None:
-    from suite.report.tables import write_table
 
     table = choice.rename(columns={"entry": "optimizer entry", "optimizer": "configuration"})
     table = table.drop(columns=["params"])
@@ -222,8 +224,6 @@ def run_tuned(
     Returns the run summaries (tuning, then evaluation). Without ``[tuning]`` this is
     :func:`suite.runner.run_experiment`.
     """
-    from suite.runner import run_experiment
-    from suite.store import load_results
 
     d, source = read_raw(name_or_path, profile)
     tuning = _parse_tuning(d, source)
@@ -243,7 +243,6 @@ def resolve(
     name_or_path: str | os.PathLike[str], profile: str, out: str | os.PathLike[str]
 ) -> Experiment:
     """The experiment as :func:`run_tuned` runs it (tuned from stored tuning results if any)."""
-    from suite.store import load_results
 
     d, source = read_raw(name_or_path, profile)
     tuning = _parse_tuning(d, source)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from suite.cli import main
-from suite.experiment import load_experiment
+from suite.kinds.load import load_experiment
 from suite.store import INDEX, load_results
 
 ROOT = Path(__file__).resolve().parents[1]

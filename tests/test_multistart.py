@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from suite import seeding
-from suite.experiment import ExperimentError, experiment_from_dict
+from suite.experiment import ExperimentError
+from suite.kinds.load import experiment_from_dict
 from suite.multistart import (
     Method,
     MultiStartChunk,
