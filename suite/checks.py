@@ -293,6 +293,7 @@ def _run(opt: Optimizer, s: _Settings, seed: int = 0, nan_region: bool = False) 
         f"{_label(opt)} did not stop within {s.max_seconds:g} s on the toy problem with a "
         f"budget of {s.budget_fe:g} fe (does it catch BudgetExhausted and go on?)"
     )
+    theta: np.ndarray | None
     try:
         with _deadline(1.5 * s.max_seconds):
             theta = opt.minimize(problem, handed, np.random.default_rng(seed))
@@ -379,7 +380,7 @@ def check_seeded_determinism(opt: Optimizer, s: _Settings) -> None:
     assert a.problem.counters.fe == b.problem.counters.fe, "same seed, different cost"
 
 
-def _np_state_equal(a: tuple, b: tuple) -> bool:
+def _np_state_equal(a: Any, b: Any) -> bool:
     return a[0] == b[0] and np.array_equal(a[1], b[1]) and tuple(a[2:]) == tuple(b[2:])
 
 

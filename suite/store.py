@@ -554,7 +554,11 @@ def _trial_row(record: dict, trace: dict | None = None) -> tuple[dict, dict]:
     final = _num(record.get("final_train_loss"))
     success = bool(final <= target)
     fe_hit = seconds_hit = math.nan
-    hits = np.flatnonzero(trace["train_loss"] <= target) if len(trace["train_loss"]) else []
+    hits = (
+        np.flatnonzero(trace["train_loss"] <= target)
+        if len(trace["train_loss"])
+        else np.array([], dtype=int)
+    )
     if len(hits):
         fe_hit = float(trace["fe"][hits[0]])
         seconds_hit = float(trace["seconds"][hits[0]]) if len(trace["seconds"]) else math.nan

@@ -115,8 +115,10 @@ def compare_spec(d: dict) -> dict:
 def write_compare_report(folder: Path, options: ReportOptions) -> list[Path]:
     """The trial report of a results folder (:func:`suite.report.write_report`): tables,
     figures and ``REPORT.md``; returns ``[REPORT.md]``."""
-    extra = {} if options.reference is None else {"reference": options.reference}
-    return [report.write_report(folder, latex=options.latex, pdf=options.pdf, **extra)]
+    if options.reference is None:
+        return [report.write_report(folder, latex=options.latex, pdf=options.pdf)]
+    path = report.write_report(folder, options.latex, options.pdf, reference=options.reference)
+    return [path]
 
 
 COMPARE = register_kind(
