@@ -7,6 +7,7 @@
                  [--plugin M ...] [--no-progress]
     rnnbench status EXPERIMENT [--quick|--full] [--out DIR] [--plugin M ...]
     rnnbench report EXPERIMENT_OR_DIR [--quick|--full] [--out DIR] [--latex] [--pdf]
+                    [--plugin M ...]
     rnnbench reproduce claims [--full] [--jobs N] [--dask ADDRESS|local] [--out DIR]
     rnnbench --version
 
@@ -249,11 +250,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     """
     from suite.kinds.load import kind_of_folder, record_kinds
 
+    _load_plugins(args.plugin)  # a plugin may register the folder's kind
     directory = _results_dir(args)
     held = record_kinds(directory)
     if not held:
         raise _BadInput(f"{directory} holds no records: run the experiment first")
-    kinds = kind_of_folder(directory)
+    try:
+        kinds = kind_of_folder(directory)
+    except ValueError as exc:  # experiment.json names a kind nobody registered
+        raise _BadInput(f"{directory}: {exc} (a plugin kind? give --plugin)") from None
     if not kinds:
         raise _BadInput(
             f"{directory}: no experiment kind reports records of kind {', '.join(sorted(held))}"
@@ -355,6 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="results", metavar="DIR", help="results root (results)")
     p.add_argument("--latex", action="store_true", help="also write LaTeX tables")
     p.add_argument("--pdf", action="store_true", help="also write PDF figures")
+    plugin_arg(p)
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("reproduce", help="run the shipped experiments and judge SCIENCE.md")

@@ -8,7 +8,6 @@ and a results folder -> the kinds that report it.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 from suite.experiment import (
@@ -98,8 +97,3 @@ def kind_of_folder(folder: str | os.PathLike[str]) -> list[Kind]:
         return [get_kind(str(stored["kind"]))]
     held = record_kinds(folder)
     return [kind for kind in map(get_kind, names()) if held & set(kind.record_kinds)]
-
-
-def folder_has_records(folder: str | os.PathLike[str]) -> bool:
-    """Whether ``folder`` holds at least one stored record."""
-    return bool(record_kinds(Path(folder)))
