@@ -45,7 +45,10 @@ _EXPORTS: dict[str, str] = {
     "load_plugins": "suite.optimizers",
     "load_entry_points": "suite.optimizers",
     "check_optimizer": "suite.checks",
-    # experiments, runner, store
+    # experiments and their kinds, runner, store
+    "Kind": "suite.kinds",
+    "register_kind": "suite.kinds",
+    "get_kind": "suite.kinds",
     "load_experiment": "suite.kinds.load",
     "list_experiments": "suite.experiment",
     "run_experiment": "suite.runner",
