@@ -29,7 +29,7 @@ from pathlib import Path
 
 import _common  # noqa: F401  (first: one BLAS thread in-process and in workers; repo on sys.path)
 
-from suite.experiment import experiment_from_dict
+from suite.kinds.load import experiment_from_dict
 from suite.runner import run_experiment
 from suite.store import INDEX, Store, load_results
 

@@ -380,7 +380,7 @@ def check_seeded_determinism(opt: Optimizer, s: _Settings) -> None:
     assert a.problem.counters.fe == b.problem.counters.fe, "same seed, different cost"
 
 
-def _np_state_equal(a: tuple, b: tuple) -> bool:
+def _np_state_equal(a: Any, b: Any) -> bool:
     return a[0] == b[0] and np.array_equal(a[1], b[1]) and tuple(a[2:]) == tuple(b[2:])
 
 

@@ -1,10 +1,10 @@
-"""Experiments: a TOML file -> a validated :class:`Experiment` -> a list of work units.
+"""Experiment files, the parsing layer: a TOML file -> a dict -> validated specs.
 
 An experiment file (shipped ones live in ``suite/experiments/*.toml`` and run by name)::
 
     name = "demo"                      # default: the file's stem
     description = "..."                # optional
-    kind = "compare"                   # default; other kinds are registered (see register_kind)
+    kind = "compare"                   # default; the kinds live in suite/kinds/
     seed = 0                           # the experiment seed (every stream derives from it)
     seeds = 5                          # seed indices 0..4, paired across optimizers (or a list)
     budget = { fe = 2e6, seconds = 60 }   # per trial; at least one, both positive
@@ -32,104 +32,53 @@ An experiment file (shipped ones live in ``suite/experiments/*.toml`` and run by
     [full]
     seeds = 20
 
-The top level is the ``"default"`` profile; ``load_experiment(name, profile="quick")`` applies the
-``[quick]`` table over it (a missing table means no override). Everything is validated before
-anything runs; a problem raises :class:`ExperimentError` (a ValueError) whose message names the
-file, the key and what is allowed.
+The top level is the ``"default"`` profile; the ``[quick]`` table is merged over it for the
+``"quick"`` profile (a missing table means no override), see :func:`apply_profile`.
 
-Kinds. ``kind = "compare"`` (the default) expands to problem x optimizer x seed
-:class:`~suite.trial.Trial` units. Other kinds are registered by other modules with
-:func:`register_kind` (``expand_fn(experiment_dict, profile) -> list[Unit]``); the modules of the
-known kinds (:data:`KIND_MODULES`) are imported on demand, so ``kind = "multistart"`` works
-without importing anything first. ``experiment_dict`` is the file's content with the profile's
-table merged over the top level (and the ``quick``/``full`` tables removed), ``name``, ``kind``
-and ``seed`` filled in; ``expand_fn`` validates its own keys (the helpers :func:`parse_problems`,
-:func:`parse_optimizers`, :func:`parse_budget`, :func:`parse_seeds` and :func:`check_keys` are
-there to share) and raises :class:`ExperimentError` naming the key; the file name is prefixed.
+This module knows no experiment kind. It reads files (:func:`read_experiment_file`), checks the
+keys every kind shares (:func:`parse_header`: name, seed, description, profile tables) and
+resolves the pieces kinds share (:func:`parse_problems`, :func:`parse_optimizers`,
+:func:`parse_budget`, :func:`parse_seeds`, :func:`check_keys`), raising
+:class:`ExperimentError` naming the key and what is allowed. The kinds
+(``suite/kinds/<name>.py``) expand a merged dict into work units; ``suite.kinds.load`` puts the
+two together (``load_experiment``, ``experiment_from_dict``) and returns an :class:`Experiment`.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import os
 import re
 import tomllib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suite.trial import Trial, Unit
+import tasks
+from suite.models import MODEL_NAMES, make_model
+from suite.optimizers import display_name, get_optimizer, optimizer_names, spec
+from suite.problem import MODEL_OPTIONS
+from suite.trial import Unit
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
 PROFILES: tuple[str, ...] = ("default", "quick", "full")
-KIND_MODULES: dict[str, str] = {
-    "multistart": "suite.kinds.multistart",
-    "landscape": "suite.analysis.landscape",
-}
-"""Modules that register the non-default kinds, imported when an experiment names the kind."""
-
 COMMON_KEYS = ("name", "description", "kind", "seed", "quick", "full")
-COMPARE_KEYS = (
-    "seeds",
-    "budget",
-    "checkpoints_per_decade",
-    "problems",
-    "optimizers",
-    "tuning",
-    "tuned",
-)
-"""Top-level keys of a compare experiment besides :data:`COMMON_KEYS`. ``tuning`` is read by
-:mod:`suite.tuning` (the tuning phase); ``tuned`` lists the entries it tuned (informational)."""
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-ExpandFn = Callable[[dict, str], Sequence[Unit]]
-_KINDS: dict[str, ExpandFn] = {}
+"""Top-level keys every experiment may have, whatever its kind."""
+PROFILE_KEYS = ("seed", "description")
+"""Keys every profile table may override, besides its kind's own keys."""
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+"""An experiment (and kind) name: usable as a folder name."""
 
 
 class ExperimentError(ValueError):
     """An experiment file or spec is invalid; the message names the file, the key and the fix."""
 
 
-# ------------------------------------------------------------------------------ kinds
-def register_kind(kind: str, expand_fn: ExpandFn) -> None:
-    """Register ``expand_fn(experiment_dict, profile) -> list[Unit]`` for ``kind = "<kind>"``.
-
-    Registering the same function again is a no-op; another function under a taken kind is
-    refused with a ValueError.
-    """
-    if not isinstance(kind, str) or not _NAME.match(kind):
-        raise ValueError(f"kind must be a name of letters, digits, '_', '.', '-', got {kind!r}")
-    old = _KINDS.get(kind)
-    if old is not None and old is not expand_fn:
-        raise ValueError(f"experiment kind {kind!r} is already registered ({old!r})")
-    _KINDS[kind] = expand_fn
-
-
-def kinds() -> list[str]:
-    """Known experiment kinds: registered ones and those importable on demand."""
-    return sorted(set(_KINDS) | set(KIND_MODULES))
-
-
-def _expander(kind: str) -> ExpandFn:
-    if kind not in _KINDS and kind in KIND_MODULES:
-        try:
-            importlib.import_module(KIND_MODULES[kind])
-        except ImportError as exc:
-            raise ExperimentError(
-                f"kind: {kind!r} needs the module {KIND_MODULES[kind]}, which failed to import "
-                f"({exc})"
-            ) from None
-    if kind not in _KINDS and kind in KIND_MODULES:  # transitional: kinds in suite.kinds
-        _KINDS[kind] = importlib.import_module("suite.kinds").get_kind(kind).expand
-    if kind not in _KINDS:
-        raise ExperimentError(f"kind: unknown kind {kind!r}; allowed: {', '.join(kinds())}")
-    return _KINDS[kind]
-
-
 # ---------------------------------------------------------------------- value checks
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """The TOML name of a value's type, for messages (\"an integer\", \"a table\")."""
     return {
         bool: "a boolean",
         int: "an integer",
@@ -150,9 +99,10 @@ def check_keys(table: dict, allowed: Sequence[str], where: str) -> None:
         )
 
 
-def _int(value: Any, where: str, low: int) -> int:
+def parse_int(value: Any, where: str, low: int) -> int:
+    """``value`` as an integer >= ``low``, else :class:`ExperimentError` naming ``where``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ExperimentError(f"{where}: must be an integer >= {low}, got {_type_name(value)}")
+        raise ExperimentError(f"{where}: must be an integer >= {low}, got {type_name(value)}")
     if value < low:
         raise ExperimentError(f"{where}: must be an integer >= {low}, got {value}")
     return int(value)
@@ -160,13 +110,13 @@ def _int(value: Any, where: str, low: int) -> int:
 
 def _table(value: Any, where: str) -> dict:
     if not isinstance(value, dict):
-        raise ExperimentError(f"{where}: must be a table, got {_type_name(value)}")
+        raise ExperimentError(f"{where}: must be a table, got {type_name(value)}")
     return value
 
 
 def _tables(value: Any, where: str) -> list[dict]:
     if not isinstance(value, list) or not value:
-        got = "an empty array" if isinstance(value, list) else _type_name(value)
+        got = "an empty array" if isinstance(value, list) else type_name(value)
         raise ExperimentError(
             f"{where}: must be a non-empty array of tables ([[{where}]] entries), got {got}"
         )
@@ -178,11 +128,11 @@ def parse_seeds(value: Any, where: str = "seeds") -> list[int]:
     if isinstance(value, list):
         if not value:
             raise ExperimentError(f"{where}: must not be empty")
-        seeds = [_int(v, f"{where}[{i}]", 0) for i, v in enumerate(value)]
+        seeds = [parse_int(v, f"{where}[{i}]", 0) for i, v in enumerate(value)]
         if len(set(seeds)) != len(seeds):
             raise ExperimentError(f"{where}: seed indices must be distinct, got {seeds}")
         return seeds
-    return list(range(_int(value, where, 1)))
+    return list(range(parse_int(value, where, 1)))
 
 
 def parse_budget(value: Any, where: str = "budget") -> dict[str, float | None]:
@@ -195,7 +145,7 @@ def parse_budget(value: Any, where: str = "budget") -> dict[str, float | None]:
             continue
         v = table[name]
         if isinstance(v, bool) or not isinstance(v, int | float):
-            raise ExperimentError(f"{where}.{name}: must be a positive number, got {_type_name(v)}")
+            raise ExperimentError(f"{where}.{name}: must be a positive number, got {type_name(v)}")
         if not (math.isfinite(v) and v > 0):
             raise ExperimentError(f"{where}.{name}: must be a positive finite number, got {v}")
         budget[name] = float(v)
@@ -245,18 +195,12 @@ def _label(name: str, params: dict) -> str:
 
 
 def _model_defaults(model: str, n_in: int, n_out: int) -> dict:
-    from suite.models import make_model
-
     spec = make_model(model, n_in, n_out).spec()
     return {k: v for k, v in spec.items() if k != "model"}
 
 
 def parse_problem(entry: dict, where: str) -> ProblemSpec:
     """Resolve one ``[[problems]]`` entry (see :func:`parse_problems`)."""
-    import tasks
-    from suite.models import MODEL_NAMES, make_model
-    from suite.problem import MODEL_OPTIONS
-
     entry = dict(entry)
     if "task" not in entry:
         raise ExperimentError(
@@ -320,8 +264,6 @@ def parse_problems(value: Any, where: str = "problems") -> list[ProblemSpec]:
 
 def parse_optimizer(entry: dict, where: str) -> OptimizerSpec:
     """Resolve one ``[[optimizers]]`` entry (see :func:`parse_optimizers`)."""
-    from suite.optimizers import display_name, get_optimizer, optimizer_names, spec
-
     entry = dict(entry)
     name = entry.pop("name", None)
     label = entry.pop("label", None)
@@ -387,8 +329,7 @@ def plan(
 
 
 def _unique(labels: list[str], where: str, what: str) -> None:
-    seen: set[str] = set()
-    dup = sorted({x for x in labels if x in seen or seen.add(x)})  # type: ignore[func-returns-value]
+    dup = sorted(x for x, n in Counter(labels).items() if n > 1)
     if dup:
         raise ExperimentError(f"{where}: duplicate {what}: {', '.join(dup)}")
 
@@ -402,74 +343,6 @@ def apply_profile(raw: dict, profile: str) -> dict:
     if profile != "default":
         merged.update(raw.get(profile) or {})
     return merged
-
-
-# -------------------------------------------------------------------------- compare
-def expand_compare(d: dict, profile: str) -> list[Unit]:
-    """Units of a ``compare`` experiment: every problem x optimizer x seed index, seed-major."""
-    check_keys(d, COMMON_KEYS + COMPARE_KEYS, "")
-    for key in ("budget", "problems", "optimizers"):
-        if key not in d:
-            raise ExperimentError(f"missing key {key!r} (a compare experiment needs it)")
-    seeds = parse_seeds(d.get("seeds", 1))
-    budget = parse_budget(d["budget"])
-    cpd = _int(d.get("checkpoints_per_decade", 10), "checkpoints_per_decade", 1)
-    _check_tuning_keys(d)
-    pairs = plan(parse_problems(d["problems"]), parse_optimizers(d["optimizers"]))
-    units: list[Unit] = []
-    for seed in seeds:
-        for p, entries in pairs:
-            for o in entries:
-                units.append(
-                    Trial(
-                        experiment=d["name"],
-                        task=p.task,
-                        model=p.model,
-                        optimizer=o.spec(),
-                        budget=p.budget or budget,
-                        seed=seed,
-                        experiment_seed=d["seed"],
-                        checkpoints_per_decade=cpd,
-                        labels={"problem": p.label, "optimizer": o.label},
-                    )
-                )
-    return units
-
-
-def _check_tuning_keys(d: dict) -> None:
-    if "tuning" in d and not isinstance(d["tuning"], dict):
-        raise ExperimentError(f"tuning: must be a table, got {_type_name(d['tuning'])}")
-    tuned = d.get("tuned", [])
-    if not isinstance(tuned, list) or not all(isinstance(t, str) for t in tuned):
-        raise ExperimentError(f"tuned: must be an array of optimizer labels, got {tuned!r}")
-
-
-def _compare_spec(d: dict) -> dict:
-    """The resolved spec of a compare experiment (for ``experiment.json``)."""
-    problems = parse_problems(d["problems"])
-    optimizers = parse_optimizers(d["optimizers"])
-    spec = {
-        "seeds": parse_seeds(d.get("seeds", 1)),
-        "budget": parse_budget(d["budget"]),
-        "checkpoints_per_decade": d.get("checkpoints_per_decade", 10),
-        "problems": [
-            {"label": p.label, "task": p.task, "model": p.model}
-            | ({} if p.budget is None else {"budget": p.budget})
-            for p in problems
-        ],
-        "optimizers": [
-            {"label": o.label, **o.spec()}
-            | ({} if o.problems is None else {"problems": list(o.problems)})
-            for o in optimizers
-        ],
-    }
-    for key in ("tuning", "tuned"):
-        if key in d:
-            spec[key] = d[key]
-    return spec
-
-
-register_kind("compare", expand_compare)
 
 
 # ---------------------------------------------------------------------- experiment
@@ -497,63 +370,56 @@ class Experiment:
         return len(self.units)
 
 
-def experiment_from_dict(
-    raw: dict, profile: str = "default", source: str = "<dict>", default_name: str | None = None
-) -> Experiment:
-    """Validate a parsed experiment (a TOML document as a dict) and expand it into units."""
+def experiment_kind(raw: dict) -> str:
+    """The ``kind`` an experiment names (``"compare"`` when it names none); not checked against
+    the registered kinds here (that is ``suite.kinds.get_kind``)."""
+    kind = raw.get("kind", "compare")
+    if not isinstance(kind, str) or not NAME.match(kind):
+        raise ExperimentError(f"kind: must be the name of an experiment kind, got {kind!r}")
+    return kind
+
+
+def merge_profile(
+    raw: dict, profile: str, keys: Sequence[str], default_name: str | None = None
+) -> dict:
+    """Check the keys every experiment shares and return its ``profile`` view.
+
+    ``keys`` are the top-level keys the experiment's kind accepts besides :data:`COMMON_KEYS`;
+    the profile tables may override them and :data:`PROFILE_KEYS`. Returns the top level with
+    the profile's table merged over it (:func:`apply_profile`) and ``name``, ``kind`` and
+    ``seed`` filled in.
+    """
     if profile not in PROFILES:
         raise ExperimentError(f"profile must be one of {', '.join(PROFILES)}, got {profile!r}")
-    try:
-        return _from_dict(raw, profile, source, default_name)
-    except ExperimentError as exc:
-        raise ExperimentError(f"{source}: {exc}") from None
-
-
-def _from_dict(raw: dict, profile: str, source: str, default_name: str | None) -> Experiment:
-    kind = raw.get("kind", "compare")
-    if not isinstance(kind, str):
-        raise ExperimentError(f"kind: must be a string; allowed: {', '.join(kinds())}")
-    expand = _expander(kind)
+    kind = experiment_kind(raw)
+    check_keys(raw, (*COMMON_KEYS, *keys), "")
     name = raw.get("name", default_name)
     if name is None:
         raise ExperimentError("missing key 'name'")
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not NAME.match(name):
         raise ExperimentError(
             f"name: must be letters, digits, '_', '.', '-' (a folder name), got {name!r}"
         )
-    seed = _int(raw.get("seed", 0), "seed", 0)
+    seed = parse_int(raw.get("seed", 0), "seed", 0)
     if "description" in raw and not isinstance(raw["description"], str):
-        raise ExperimentError(
-            f"description: must be a string, got {_type_name(raw['description'])}"
-        )
+        raise ExperimentError(f"description: must be a string, got {type_name(raw['description'])}")
     for prof in ("quick", "full"):
         if prof in raw:
-            table = _table(raw[prof], prof)
-            if kind == "compare":
-                check_keys(table, ("seed", "description", *COMPARE_KEYS), prof)
+            check_keys(_table(raw[prof], prof), (*PROFILE_KEYS, *keys), prof)
     merged = apply_profile(raw, profile)
-    merged.update(name=name, kind=kind, seed=_int(merged.get("seed", seed), "seed", 0))
-    where = "" if profile == "default" else f"[{profile}] "
+    merged.update(name=name, kind=kind, seed=parse_int(merged.get("seed", seed), "seed", 0))
+    return merged
+
+
+def read_experiment_file(path: str | os.PathLike[str]) -> dict:
+    """The TOML document at ``path`` as a dict; :class:`ExperimentError` naming the file if it
+    cannot be read or parsed."""
     try:
-        units = tuple(expand(merged, profile))
-    except ExperimentError as exc:
-        raise ExperimentError(f"{where}{exc}") from None
-    except (ValueError, TypeError) as exc:
-        raise ExperimentError(f"{where}{exc}") from None
-    if not units:
-        raise ExperimentError("the experiment expands to no work units")
-    keys = [k for u in units for k in u.keys()]
-    if len(set(keys)) != len(keys):
-        raise ExperimentError("two work units produce the same record key (duplicate entries?)")
-    spec: dict[str, Any] = {"name": name, "kind": kind, "profile": profile, "source": source}
-    spec["description"] = merged.get("description", "")
-    spec["seed"] = merged["seed"]
-    if kind == "compare":
-        spec.update(_compare_spec(merged))
-    else:
-        spec.update({k: v for k, v in merged.items() if k not in spec})
-    spec["units"] = len(units)
-    return Experiment(name=name, kind=kind, profile=profile, source=source, spec=spec, units=units)
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ExperimentError(f"{path}: malformed TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ExperimentError(f"{path}: cannot read: {exc}") from None
 
 
 def list_experiments() -> list[str]:
@@ -576,16 +442,3 @@ def experiment_path(name_or_path: str | os.PathLike[str]) -> Path:
         f"unknown experiment {text!r}; shipped experiments: {', '.join(list_experiments())} "
         "(or give a path to a .toml file)"
     )
-
-
-def load_experiment(name_or_path: str | os.PathLike[str], profile: str = "default") -> Experiment:
-    """Load and validate an experiment by shipped name or path; ``profile`` is one of
-    ``"default"``, ``"quick"``, ``"full"``. Raises :class:`ExperimentError` on any problem."""
-    path = experiment_path(name_or_path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ExperimentError(f"{path}: malformed TOML: {exc}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ExperimentError(f"{path}: cannot read: {exc}") from None
-    return experiment_from_dict(raw, profile, source=str(path), default_name=path.stem)

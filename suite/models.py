@@ -214,10 +214,11 @@ def _scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """
     key = (name, np.dtype(dtype))
     size = math.prod(shape)
-    buf = _SCRATCH.__dict__.get(key)
+    buffers: dict[tuple[str, np.dtype], np.ndarray] = _SCRATCH.__dict__.setdefault("buffers", {})
+    buf = buffers.get(key)
     if buf is None or buf.size < size:
         buf = np.empty(size, dtype)
-        _SCRATCH.__dict__[key] = buf
+        buffers[key] = buf
     return buf[:size].reshape(shape)
 
 
@@ -978,7 +979,7 @@ def make_model(name: str, n_in: int, n_out: int, **options: Any) -> Model:
         raise ValueError(
             f"unknown option(s) {unknown} for model {name!r}; allowed: {sorted(cls.DEFAULTS)}"
         )
-    return cls(n_in, n_out, **options)
+    return cls(n_in, n_out, **options)  # type: ignore[call-arg]  # subclasses take (n_in, n_out, **options)
 
 
 def matched_tdnn_hidden(elman_hidden: int, n_in: int, n_out: int, window: int) -> int:

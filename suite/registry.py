@@ -134,8 +134,10 @@ class ParamSpec:
         if isinstance(value, bool) or not isinstance(value, numbers.Real):
             return None
         if self.kind is int:
-            if isinstance(value, numbers.Integral) or float(value).is_integer():
+            if isinstance(value, numbers.Integral):
                 value = int(value)
+            elif float(value).is_integer():
+                value = int(float(value))
             else:
                 return None
         else:

@@ -27,6 +27,10 @@ from typing import Any
 import pandas as pd
 
 from suite.analysis import verdicts as V
+from suite.experiment import experiment_kind, experiment_path, read_experiment_file
+from suite.kinds import Kind, ReportOptions, get_kind
+from suite.report.tables import format_number, to_markdown, write_table
+from suite.tuning import run_tuned
 
 EXPERIMENTS: tuple[str, ...] = ("speed", "truncation", "optima", "landscape")
 
@@ -64,8 +68,6 @@ def reproduce_claims(
     Returns the path of the claims ``REPORT.md``. Stored records are reused (a rerun resumes).
     ``report_only`` skips running and rebuilds every report from what is stored.
     """
-    from suite.tuning import run_tuned
-
     profile = "quick" if quick else "default"
     dirs = result_dirs(out, quick)
     target = claims_dir(out, quick)
@@ -93,28 +95,34 @@ def reproduce_claims(
     return write_claims_report(dirs, target)
 
 
-def write_experiment_reports(dirs: dict[str, Path]) -> None:
-    """Each experiment's own tables, figures and REPORT.md."""
-    from suite.report import write_report
-    from suite.report.optima_plots import write_landscape_report, write_optima_report
+def kind_of(name: str) -> Kind:
+    """The kind of the shipped experiment ``name`` (read from its TOML file)."""
+    return get_kind(experiment_kind(read_experiment_file(experiment_path(name))))
 
-    write_report(dirs["speed"])
-    write_report(dirs["truncation"], reference="full BPTT (adam)")
-    write_optima_report(dirs["optima"])
-    write_landscape_report(dirs["landscape"], trial_results=[dirs["speed"]])
+
+def report_options(dirs: dict[str, Path]) -> dict[str, ReportOptions]:
+    """What each claims experiment's report is asked for: the truncation study compares with
+    full BPTT, the landscape report draws the speed study's cliff trials."""
+    options = {name: ReportOptions() for name in EXPERIMENTS}
+    options["truncation"] = ReportOptions(reference="full BPTT (adam)")
+    options["landscape"] = ReportOptions(trial_results=(dirs["speed"],))
+    return options
+
+
+def write_experiment_reports(dirs: dict[str, Path]) -> None:
+    """Each experiment's own tables, figures and REPORT.md, written by its kind."""
+    options = report_options(dirs)
+    for name in EXPERIMENTS:
+        kind_of(name).report(dirs[name], options[name])
 
 
 def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
-    """Every verdict row (claim x problem) from the stored results of ``dirs``."""
-    from suite.store import load_results
-
+    """Every verdict row (claim x problem) from the stored results of ``dirs``, each folder
+    read by its experiment's kind (``Kind.analyse``)."""
     rel = {name: f"../{d.name}" for name, d in dirs.items()}
-    speed = load_results(dirs["speed"])
+    speed = kind_of("speed").analyse(dirs["speed"])
     frames = [V.verdict_c1(speed.trials, speed.trace, f"{rel['speed']}/figures/loss_fe.png")]
-    from suite.analysis.landscape import analyse_landscape, landscape_records
-    from suite.analysis.optima import analyse_records
-
-    optima = analyse_records(load_results(dirs["optima"]).records("start"))
+    optima = kind_of("optima").analyse(dirs["optima"])
     frames.append(
         V.verdict_c2(
             optima.starts, optima.summary, f"{rel['optima']}/figures/optima_final_losses.png"
@@ -123,7 +131,7 @@ def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
     frames.append(
         V.verdict_c3(optima.starts, optima.comparison, f"{rel['optima']}/figures/optima_twins.png")
     )
-    la = analyse_landscape(landscape_records(load_results(dirs["landscape"])))
+    la = kind_of("landscape").analyse(dirs["landscape"])
     figs = f"{rel['landscape']}/figures/landscape_roughness_init_vs"
     frames.append(V.verdict_c4(la.trends, f"{figs}_seq_len.png;{figs}_spectral_radius.png"))
     frames = [f for f in frames if not f.empty]
@@ -131,8 +139,6 @@ def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
 
 
 def _fmt(x: Any) -> str:
-    from suite.report.tables import format_number
-
     return format_number(x)
 
 
@@ -172,8 +178,6 @@ def _matrix(v: pd.DataFrame) -> pd.DataFrame:
 
 def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
     """Verdict tables and ``REPORT.md`` for the claims, from stored results only."""
-    from suite.report.tables import to_markdown, write_table
-
     target.mkdir(parents=True, exist_ok=True)
     v = compute_verdicts(dirs)
     write_table(v, target / "tables", "verdicts", latex=False)

@@ -45,7 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from suite.experiment import Experiment, load_experiment
+from tqdm.auto import tqdm
+
+from suite.experiment import Experiment
+from suite.kinds.load import load_experiment
 from suite.store import Store
 from suite.trial import THREAD_VARS, Unit, ensure_plugins, run_unit, worker_init
 
@@ -261,8 +264,6 @@ class _DaskBackend(_Backend):
 
 # ------------------------------------------------------------------------------ run
 def _progress(total: int, initial: int, enabled: bool) -> Any:
-    from tqdm.auto import tqdm
-
     return tqdm(
         total=total,
         initial=initial,

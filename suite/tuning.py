@@ -57,10 +57,10 @@ from suite.experiment import (
     Experiment,
     ExperimentError,
     apply_profile,
-    experiment_from_dict,
     experiment_path,
     parse_problems,
 )
+from suite.kinds.load import experiment_from_dict
 from suite.optimizers import get_optimizer, spec
 from suite.runner import RunSummary, run_experiment
 from suite.seeding import canonical_json, content_hash

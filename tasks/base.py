@@ -101,7 +101,7 @@ class Dataset:
             raise ValueError("train and test splits have different numbers of outputs")
         for name in ("baseline_loss", "target_loss"):
             value = getattr(self, name)
-            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value >= 0):
+            if not (isinstance(value, numbers.Real) and math.isfinite(value) and float(value) >= 0):
                 raise ValueError(f"Dataset.{name} must be a finite number >= 0, got {value!r}")
             object.__setattr__(self, name, float(value))
 
@@ -292,7 +292,8 @@ def register(name: str) -> Callable[[TaskType], TaskType]:
     def decorate(cls: TaskType) -> TaskType:
         if not (isinstance(cls, type) and issubclass(cls, Task)):
             raise TypeError(f"register({name!r}) must decorate a Task subclass")
-        if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:
+        # __dataclass_params__ is set by @dataclass at run time; typeshed does not declare it
+        if not dataclasses.is_dataclass(cls) or not cls.__dataclass_params__.frozen:  # type: ignore[attr-defined]
             raise TypeError(f"task {name!r} must be a frozen dataclass")
         for f in dataclasses.fields(cls):
             if "param" not in f.metadata:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from suite.cli import main
-from suite.experiment import load_experiment
-from suite.store import INDEX, load_results
+from suite.kinds.load import load_experiment
+from suite.store import INDEX, Store, load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -283,3 +283,24 @@ def test_report_routes_multistart_and_landscape_folders(tmp_path, capsys):
     empty.mkdir()
     code, _, err = run_cli(capsys, "report", str(empty))
     assert code == 2 and "no records" in err and "Traceback" not in err
+
+
+def test_report_dispatches_on_the_folder_kind(tmp_path, capsys):
+    """A compare folder gets the trial report (LaTeX too); a folder whose kind or records no
+    registered kind knows is bad input, named in one line."""
+    path = experiment(tmp_path)
+    argv = ["--jobs", "1", "--out", str(tmp_path), "--no-progress"]
+    assert run_cli(capsys, "run", str(path), *argv)[0] == 0
+    folder = tmp_path / "clitest"
+    code, out, err = run_cli(capsys, "report", str(path), "--out", str(tmp_path), "--latex")
+    assert code == 0, err
+    assert out.split() == [str(folder / "REPORT.md")] and "--latex" not in err
+    assert list((folder / "tables").glob("*.tex"))
+
+    alien = tmp_path / "alien"
+    Store(alien).write({"key": "k1", "kind": "no-kind-writes-this", "experiment": "alien"})
+    code, _, err = run_cli(capsys, "report", str(alien))
+    assert code == 2 and "no-kind-writes-this" in err and "Traceback" not in err
+    Store(alien).write_experiment({"name": "alien", "kind": "plugin-kind-xyz"})
+    code, _, err = run_cli(capsys, "report", str(alien))
+    assert code == 2 and "plugin-kind-xyz" in err and "--plugin" in err

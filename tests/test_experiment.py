@@ -13,14 +13,11 @@ import numpy as np
 import pytest
 
 from suite import seeding
-from suite.experiment import (
-    KIND_MODULES,
-    ExperimentError,
-    list_experiments,
-    load_experiment,
-    register_kind,
-)
+from suite.experiment import ExperimentError, list_experiments
+from suite.kinds import KINDS, Kind, get_kind, register_kind
+from suite.kinds.load import kind_of_folder, load_experiment
 from suite.problem import make_problem
+from suite.store import Store
 from suite.trial import Trial
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -146,7 +143,7 @@ def test_keys_and_streams_are_stable_across_processes(tmp_path):
     path = write(tmp_path, BASE)
     exp = load_experiment(path)
     code = (
-        "import json, sys; from suite.experiment import load_experiment; "
+        "import json, sys; from suite.kinds.load import load_experiment; "
         "e = load_experiment(sys.argv[1]); "
         "print(json.dumps([[u.key, u.streams().optimizer.generate_state(2).tolist()] "
         "for u in e.units]))"
@@ -274,6 +271,17 @@ class _Unit:
         return [{"key": self.key, "kind": "dummy", "experiment": "x"}]
 
 
+def _dummy_kind(name: str, expand, keys: tuple[str, ...] = ()) -> Kind:
+    return Kind(
+        name=name,
+        expand=expand,
+        keys=keys,
+        record_kinds=("dummy",),
+        analyse=lambda folder: None,
+        report=lambda folder, options: [],
+    )
+
+
 def test_registered_kind_gets_profile_merged_dict(tmp_path):
     seen = {}
 
@@ -283,37 +291,56 @@ def test_registered_kind_gets_profile_merged_dict(tmp_path):
             raise ExperimentError("points: must be >= 1")
         return [_Unit(f"u{i}") for i in range(d["points"])]
 
-    register_kind("dummy-kind", expand)
+    if "dummy-kind" not in KINDS:
+        register_kind(_dummy_kind("dummy-kind", expand, keys=("points",)))
     path = write(tmp_path, 'kind = "dummy-kind"\npoints = 3\n[quick]\npoints = 1\n', "d.toml")
     exp = load_experiment(path, "quick")
     assert len(exp) == 1 and seen["profile"] == "quick"
     assert seen["d"]["name"] == "d" and seen["d"]["seed"] == 0 and "quick" not in seen["d"]
-    assert exp.spec["points"] == 1
+    assert exp.spec["points"] == 1 and exp.spec["kind"] == "dummy-kind"
     bad = write(tmp_path, 'kind = "dummy-kind"\npoints = 0\n', "bad.toml")
     with pytest.raises(ExperimentError, match=r"bad\.toml: points"):
         load_experiment(bad)
+    # the kind's keys bound the top level and every profile table, whatever the kind
+    stray = write(tmp_path, 'kind = "dummy-kind"\npoints = 1\nseeds = 2\n', "stray.toml")
+    with pytest.raises(ExperimentError, match=r"stray\.toml: unknown key\(s\) 'seeds'.*points"):
+        load_experiment(stray)
+    prof = write(tmp_path, 'kind = "dummy-kind"\npoints = 1\n[full]\nseedz = 2\n', "p.toml")
+    with pytest.raises(ExperimentError, match=r"full: unknown key\(s\) 'seedz'.*points"):
+        load_experiment(prof)
 
 
-def test_kind_module_is_imported_on_demand(tmp_path, monkeypatch):
-    module = tmp_path / "rnnbench_test_kind_mod.py"
-    module.write_text(
-        textwrap.dedent(
-            """
-            from suite.experiment import register_kind
-
-            class U:
-                def __init__(self, k): self.k = k
-                def keys(self): return [self.k]
-                def run(self): return []
-
-            register_kind("ondemand", lambda d, profile: [U("a"), U("b")])
-            """
-        )
+def test_builtin_kind_is_imported_on_first_lookup():
+    code = (
+        "import sys; import suite.kinds as k; "
+        "assert 'compare' not in k.KINDS and 'suite.kinds.compare' not in sys.modules; "
+        "kind = k.get_kind('compare'); "
+        "assert 'suite.kinds.compare' in sys.modules and kind.record_kinds == ('trial',); "
+        "print(set(k.names()) >= {'compare', 'multistart', 'landscape'})"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(KIND_MODULES, "ondemand", "rnnbench_test_kind_mod")
-    exp = load_experiment(write(tmp_path, 'kind = "ondemand"\n', "o.toml"))
-    assert exp.keys() == ["a", "b"]
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
+    with pytest.raises(ValueError, match="unknown experiment kind 'widgets'.*compare"):
+        get_kind("widgets")
+
+
+def test_kind_of_folder_from_spec_else_records(tmp_path):
+    if "dummy-folder-kind" not in KINDS:
+        register_kind(_dummy_kind("dummy-folder-kind", lambda d, p: [_Unit("a")]))
+    store = Store(tmp_path / "a")
+    store.write({"key": "k1", "kind": "trial", "experiment": "x"})
+    assert [k.name for k in kind_of_folder(tmp_path / "a")] == ["compare"]
+    store.write_experiment({"name": "x", "kind": "dummy-folder-kind"})
+    assert [k.name for k in kind_of_folder(tmp_path / "a")] == ["dummy-folder-kind"]
+    Store(tmp_path / "b").write({"key": "k2", "kind": "no-kind-writes-this", "experiment": "y"})
+    assert kind_of_folder(tmp_path / "b") == [] and kind_of_folder(tmp_path / "c") == []
 
 
 # ------------------------------------------------------------------------------------ tuning

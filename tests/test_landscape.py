@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from suite.analysis import landscape as ls
-from suite.experiment import ExperimentError, experiment_from_dict
+from suite.experiment import ExperimentError
+from suite.kinds.load import experiment_from_dict
 from suite.models import make_model
 from suite.problem import make_problem
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from suite import seeding
-from suite.experiment import ExperimentError, experiment_from_dict
+from suite.experiment import ExperimentError
+from suite.kinds.load import experiment_from_dict
 from suite.kinds.multistart import MultiStartChunk, expand_problem_grid
 from suite.optimizers.batched import train_batch
 from suite.optimizers.batched_method import Method

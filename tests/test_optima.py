@@ -227,7 +227,7 @@ def test_thresholds_validate():
 
 
 def test_optima_report_from_a_tiny_study(tmp_path):
-    from suite.experiment import experiment_from_dict
+    from suite.kinds.load import experiment_from_dict
     from suite.report.optima_plots import write_optima_report
     from suite.runner import run_experiment
 

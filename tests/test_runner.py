@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from suite.experiment import ExperimentError, load_experiment, register_kind
+from suite.experiment import ExperimentError
+from suite.kinds import KINDS, Kind, register_kind
+from suite.kinds.load import load_experiment
 from suite.runner import run_experiment
 from suite.store import Store, load_results
 
@@ -234,9 +236,17 @@ class RaisingUnit:
 
 
 def test_unit_that_raises_is_reported_and_left_pending(tmp_path):
-    register_kind(
-        "test-raising-kind", lambda d, p: [RaisingUnit("a", False), RaisingUnit("b", True)]
-    )
+    if "test-raising-kind" not in KINDS:
+        register_kind(
+            Kind(
+                name="test-raising-kind",
+                expand=lambda d, p: [RaisingUnit("a", False), RaisingUnit("b", True)],
+                keys=(),
+                record_kinds=("probe",),
+                analyse=lambda folder: None,
+                report=lambda folder, options: [],
+            )
+        )
     path = tmp_path / "k.toml"
     path.write_text('kind = "test-raising-kind"\n')
     summary = run_experiment(path, out=tmp_path, jobs=1, progress=False)

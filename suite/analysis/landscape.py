@@ -919,10 +919,10 @@ def expand(d: dict, profile: str) -> list[Any]:
         COMMON_KEYS,
         ExperimentError,
         check_keys,
-        expand_compare,
         parse_problems,
         parse_seeds,
     )
+    from suite.kinds.compare import expand_compare
     from suite.kinds.multistart import expand_problem_grid, twin_spec
 
     check_keys(d, COMMON_KEYS + LANDSCAPE_KEYS, "")

@@ -643,8 +643,9 @@ def compare_studies(
     point_a = per_model(*data[:3], axis=-1)
     point_b = per_model(*data[3:], axis=-1)
     idx = rng.integers(0, seeds.size, size=(n_resamples, seeds.size))  # paired resamples
-    boot_a = per_model(*(x[idx] for x in data[:3]), axis=-1)
-    boot_b = per_model(*(x[idx] for x in data[3:]), axis=-1)
+    lab_a, conv_a, stall_a, lab_b, conv_b, stall_b = (x[idx] for x in data)
+    boot_a = per_model(lab_a, conv_a, stall_a, axis=-1)
+    boot_b = per_model(lab_b, conv_b, stall_b, axis=-1)
     alpha = 100 * (1 - confidence) / 2
     rows = []
     for i, name in enumerate(names):

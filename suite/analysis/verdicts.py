@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -191,7 +192,7 @@ def verdict_c1(trials: pd.DataFrame, trace: pd.DataFrame, evidence: str = "") ->
     gradient = _gradient_names(sorted(trials["optimizer_name"].unique()))
     for problem, g in hits.groupby("problem", sort=False):
         seeds = np.array(sorted(g["seed"].unique()))
-        per: dict[str, dict[str, np.ndarray]] = {}
+        per: dict[str, dict[str, Any]] = {}
         for opt, o in g.groupby("optimizer", sort=False):
             o = o.set_index("seed").reindex(seeds)
             if o["hit"].isna().any():  # an optimizer missing seeds cannot be paired
@@ -434,7 +435,11 @@ def verdict_c3(starts: pd.DataFrame, comparison: pd.DataFrame, evidence: str = "
         a, b = _above_margin(starts, rnn), _above_margin(starts, tdnn)
         seeds = np.intersect1d(a.index, b.index)
         a, b = a.loc[seeds].to_numpy(float), b.loc[seeds].to_numpy(float)
-        diff = paired_bootstrap(len(seeds), lambda idx, a=a, b=b: a[idx].mean(-1) - b[idx].mean(-1))
+
+        def difference(idx: np.ndarray, a: np.ndarray = a, b: np.ndarray = b) -> np.ndarray:
+            return a[idx].mean(-1) - b[idx].mean(-1)
+
+        diff = paired_bootstrap(len(seeds), difference)
         r = c.loc["stall_rate"]
         stall = Effect(float(r["value"]), float(r["value_low"]), float(r["value_high"]))
         u = c.loc["unconverged_rate"]

@@ -2,8 +2,10 @@
 
 A kind is a :class:`Kind` registered in :data:`KINDS`. The built-in kinds live in
 ``suite/kinds/<name>.py`` (``compare``, ``multistart``, ``landscape``) and are imported on first
-lookup, so ``import suite.kinds`` stays cheap. The CLI and ``reproduce`` dispatch through
-:func:`get_kind` / :func:`kind_of_folder`, never on a kind's name.
+lookup, so ``import suite.kinds`` stays cheap. ``suite.kinds.load`` turns a TOML file into an
+:class:`~suite.experiment.Experiment` through its kind and finds the kinds of a results folder;
+the CLI and ``reproduce`` dispatch through :func:`get_kind` /
+:func:`suite.kinds.load.kind_of_folder`, never on a kind's name.
 
 Data flow: TOML -> ``Kind.expand`` -> work units (each ``unit.run()`` returns plain records) ->
 store -> ``Kind.analyse`` (stored records -> frames) -> ``Kind.report`` (tables, figures,
@@ -26,10 +28,18 @@ BUILTIN: tuple[str, ...] = ("compare", "multistart", "landscape")
 
 @dataclass(frozen=True)
 class ReportOptions:
-    """What a report writer may be asked for besides the folder."""
+    """What a report writer may be asked for besides the folder.
+
+    ``latex``/``pdf``: also write LaTeX tables / PDF figures; ``reference``: the label of the
+    optimizer the trial report compares the others with (``None``: the writer's default);
+    ``trial_results``: other results folders whose trial records a report may draw on (the
+    landscape report places the cliff trials of a compare folder on its surface).
+    """
 
     latex: bool = False
     pdf: bool = False
+    reference: str | None = None
+    trial_results: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,9 @@ class Kind:
     ``name``, ``kind``, ``seed``, ``description`` and the profile tables). ``record_kinds``
     are the ``kind`` values of the records its units write. ``analyse(folder)`` reads a
     results folder into its analysis object (frames); ``report(folder, options)`` writes the
-    tables, figures and REPORT.md and returns the paths written.
+    tables, figures and REPORT.md and returns the paths written. Optional: ``resolve(d)``
+    gives the resolved spec stored in ``experiment.json`` (default: the merged dict as written);
+    ``writes_latex`` says whether ``report`` honours ``ReportOptions.latex``.
     """
 
     name: str
@@ -52,6 +64,8 @@ class Kind:
     analyse: Callable[[Path], Any]
     report: Callable[[Path, ReportOptions], list[Path]]
     doc: str = ""
+    resolve: Callable[[dict], dict] | None = None
+    writes_latex: bool = False
 
 
 KINDS: Registry[Kind] = Registry("experiment kind")

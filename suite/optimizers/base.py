@@ -233,7 +233,7 @@ def coerce_hyper(value: Any, kind: type, optional: bool) -> tuple[bool, Any]:
         if isinstance(value, numbers.Integral):
             return True, int(value)
         if math.isfinite(value) and float(value).is_integer():
-            return True, int(value)
+            return True, int(float(value))
         return False, value
     value = float(value)
     return math.isfinite(value), value

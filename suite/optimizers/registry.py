@@ -174,7 +174,8 @@ def register_variant(
         )
     hints = typing.get_type_hints(base)
     caller = inspect.currentframe()
-    module = caller.f_back.f_globals.get("__name__", base.__module__) if caller else None
+    outer = caller.f_back if caller else None
+    module = outer.f_globals.get("__name__", base.__module__) if outer else None
     cls_name = _class_name(name)
     settings = ", ".join(f"{k}={v!r}" for k, v in preset.items())
     summary = (base.__doc__ or "").strip().splitlines()[0] if base.__doc__ else ""

@@ -72,7 +72,7 @@ class TraceState(NamedTuple):
 class AdamState(NamedTuple):
     """Step count and first/second moment estimates of :func:`scale_by_adam`."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count, as optax's ScaleByAdamState
     mu: Array
     nu: Array
 
@@ -84,7 +84,14 @@ def apply_updates(params: Array, updates: Array) -> Array:
 
 def identity() -> Transform:
     """Pass the gradient through unchanged."""
-    return Transform(lambda params: EmptyState(), lambda g, s, params=None: (g, s))
+
+    def init(params: Array) -> EmptyState:
+        return EmptyState()
+
+    def update(g: Array, state: Any, params: Array | None = None) -> tuple[Array, Any]:
+        return g, state
+
+    return Transform(init, update)
 
 
 def scale(step: float) -> Transform:

@@ -348,7 +348,7 @@ def plot_lyapunov(lyapunov: pd.DataFrame, reference: pd.DataFrame | None = None)
     ax.set_xlabel("spectral radius of W_h")
     ax.set_ylabel("largest Lyapunov exponent (per step)")
     ax.legend(fontsize=7)
-    if n == 2:
+    if n == 2 and reference is not None:  # n == 2: there is a reference
         ax = axes[1]
         ref = reference
         ax.errorbar(
@@ -541,6 +541,7 @@ def plot_interpolation(interp: pd.DataFrame) -> Figure:
     fig, axes = _grid(len(panels), ncols=3, width=3.4)
     radii = sorted(df["spectral_radius"].dropna().unique())
     cmap = matplotlib.colormaps["viridis"]
+    color: str | tuple[float, float, float, float]
     for ax, (_, row) in zip(axes, panels.iterrows(), strict=True):
         d = df[(df["task"] == row["task"]) & (df["seq_len"] == row["seq_len"])]
         for r in d.itertuples():

@@ -51,7 +51,7 @@ def save_figure(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = [directory / f"{name}.png"] + ([directory / f"{name}.pdf"] if pdf else [])
-    with matplotlib.rc_context(RC_PARAMS):
+    with matplotlib.rc_context(RC_PARAMS):  # type: ignore[arg-type]  # keys typed as a Literal
         for path in paths:
             fig.savefig(path, metadata={"Software": None} if path.suffix == ".png" else None)
     return paths
@@ -95,8 +95,9 @@ def _grid(
         "wspace": gap_w / width,
         "hspace": gap_h / height,
     }
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=grid)).ravel()
-    axes = axes.tolist()
+    axes = (
+        np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False, gridspec_kw=grid)).ravel().tolist()
+    )
     for ax in axes[n:]:
         ax.set_visible(False)
     fig._rnnbench_legend_x = right + 0.15 / fig_w  # type: ignore[attr-defined]

@@ -153,7 +153,7 @@ FIGURE_NAMES = (
 def _remove_stale(directory: Path, names: tuple[str, ...], written: dict, exts: tuple) -> None:
     """Delete this module's files that the current report did not write (left by an earlier run
     with other options or other data), so the folder matches REPORT.md."""
-    fresh = set()
+    fresh: set[Path] = set()
     for paths in written.values():
         fresh.update(Path(p) for p in (paths.values() if isinstance(paths, dict) else paths))
     for name in names:

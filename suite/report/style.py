@@ -157,7 +157,7 @@ def styled(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         import matplotlib  # here: the colour and label helpers above do not need it
 
-        with matplotlib.rc_context(RC_PARAMS):
+        with matplotlib.rc_context(RC_PARAMS):  # type: ignore[arg-type]  # keys typed as a Literal
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

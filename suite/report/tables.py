@@ -16,6 +16,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -321,7 +322,7 @@ def speed_table(
     faster on every seed) with its interval; ``better_worse`` counts seeds (fe clock).
     """
     rng = metrics._rng(rng)
-    kw = {"n_boot": n_boot, "confidence": confidence, "rng": rng}
+    kw: dict[str, Any] = {"n_boot": n_boot, "confidence": confidence, "rng": rng}
     fe = metrics.paired_comparison(trials, reference, hits=hits, metric="time", clock="fe", **kw)
     sec = metrics.paired_comparison(
         trials, reference, hits=hits, metric="time", clock="seconds", **kw
@@ -403,7 +404,7 @@ def fixed_budget_table(
         tr = trace[trace["problem"] == problem]
         if tr.empty or not np.isfinite(budget) or budget <= 0:
             continue
-        fb = metrics.fixed_budget(tr, f * budget)
+        fb = metrics.fixed_budget(tr, (f * budget).tolist())
         loss = fb["train_loss"].astype(float).fillna(np.inf).clip(upper=_BIG)
         med = loss.groupby([fb["optimizer"], fb["budget"]], sort=False).median().unstack()
         med = med.where(med < _BIG / 10)
