@@ -252,8 +252,10 @@ def _model_defaults(model: str, n_in: int, n_out: int) -> dict:
 def parse_problem(entry: dict, where: str) -> ProblemSpec:
     """Resolve one ``[[problems]]`` entry (see :func:`parse_problems`)."""
     import tasks
-    from suite.models import MODEL_NAMES, make_model
-    from suite.problem import MODEL_OPTIONS
+    from suite.models import make_model, model_names
+    from suite.models import model_options as option_names
+
+    MODEL_NAMES, MODEL_OPTIONS = model_names(), option_names()
 
     entry = dict(entry)
     if "task" not in entry:
@@ -307,7 +309,7 @@ def parse_problem(entry: dict, where: str) -> ProblemSpec:
 def parse_problems(value: Any, where: str = "problems") -> list[ProblemSpec]:
     """Resolve a ``[[problems]]`` array: task, optional model, label and budget (a table like the
     top-level one, replacing it for this problem), the rest split between the task's parameters
-    and the model's options (``suite.problem.MODEL_OPTIONS``).
+    and the model's options (``suite.models.model_options()``).
 
     Labels must be unique (the default label lists the keys given in the file).
     """
