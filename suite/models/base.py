@@ -153,7 +153,8 @@ class OnlineState:
     For the recurrent models ``states[0, t]`` holds the columns v_t = [h_{t-1}; x_t; 1] (shape
     [K, B]), so ``states[0, t + 1, :H]`` is h_t as computed by the chunk that ran step t: the
     history of Williams & Peng (the whole pass is kept; a chunk reads only its last h steps).
-    ``None`` for the TDNN, which carries nothing but the time index.
+    ``None`` for the TDNN, which carries nothing but the time index.  The gated cells keep
+    their gate activations and cell states in ``cache`` (see ``suite.models.gated``).
     """
 
     t: int  # next step to run
@@ -163,6 +164,7 @@ class OnlineState:
     states: np.ndarray | None
     last_fwd_steps: int = 0  # sequence-steps run forward by the last chunk (B * steps)
     last_bwd_steps: int = 0  # sequence-steps run backward by the last chunk
+    cache: Any = None  # model-specific history besides ``states`` (gated cells)
 
     @property
     def done(self) -> bool:
@@ -400,3 +402,31 @@ def make_model(name: str, n_in: int, n_out: int, **options: Any) -> Model:
     cls = MODELS.get(name)
     resolved = check_params(f"model {name!r}", param_specs(cls.Options), options)
     return cls(n_in, n_out, **resolved)
+
+
+def matched_hidden(
+    model_name: str, elman_hidden: int, n_in: int, n_out: int, **options: Any
+) -> int:
+    """Hidden size of ``model_name`` whose parameter count is closest to that of an Elman
+    network with ``elman_hidden`` units (same n_in, n_out; other options of the model, e.g.
+    ``window`` for the TDNN, passed through).
+
+    P(H) = ``make_model(model_name, n_in, n_out, hidden=H, **options).dim`` is increasing in H,
+    so this scans H = 1, 2, ... up to the first H with P(H) >= P_elman and returns the nearer
+    of H - 1 and H (a tie goes to the smaller network; at least 1).  For the TDNN it agrees with
+    ``matched_tdnn_hidden``.
+
+    >>> matched_hidden("lstm", 8, 2, 1)  # P_elman = 97; LSTM H = 3: 76, H = 4: 117
+    4
+    """
+    target = make_model("elman", n_in, n_out, hidden=elman_hidden).dim
+
+    def dim(H: int) -> int:
+        return make_model(model_name, n_in, n_out, hidden=H, **options).dim
+
+    H = 1
+    while dim(H) < target:
+        H += 1
+    if H > 1 and target - dim(H - 1) <= dim(H) - target:
+        return H - 1
+    return H
