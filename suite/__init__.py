@@ -34,8 +34,10 @@ _EXPORTS: dict[str, str] = {
     "BWD_FE": "suite.problem",
     # models
     "make_model": "suite.models",
-    "MODEL_NAMES": "suite.models",
+    "model_names": "suite.models",
+    "register_model": "suite.models",
     "matched_tdnn_hidden": "suite.models",
+    "matched_hidden": "suite.models",
     # optimizers
     "Optimizer": "suite.optimizers",
     "register_optimizer": "suite.optimizers",

@@ -105,10 +105,10 @@ def cmd_list(args: argparse.Namespace) -> int:
             rows.append([name, task.loss, task.model or "-", _fmt_params(task.params)])
         print(_table(rows, ["task", "loss", "model", "parameters (defaults)"]))
     elif what == "models":
-        from suite.models import MODEL_NAMES, make_model
+        from suite.models import make_model, model_names
 
         rows = []
-        for name in MODEL_NAMES:
+        for name in model_names():
             try:
                 spec = make_model(name, 1, 1).spec()
                 options = _fmt_params({k: v for k, v in spec.items() if k != "model"})

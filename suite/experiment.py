@@ -57,9 +57,9 @@ from pathlib import Path
 from typing import Any
 
 import tasks
-from suite.models import MODEL_NAMES, make_model
+from suite.models import make_model, model_names
+from suite.models import model_options as all_model_options
 from suite.optimizers import display_name, get_optimizer, optimizer_names, spec
-from suite.problem import MODEL_OPTIONS
 from suite.trial import Unit
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
@@ -215,10 +215,10 @@ def parse_problem(entry: dict, where: str) -> ProblemSpec:
             f"{where}.task: unknown task {task_name!r}; allowed: {', '.join(tasks.names())}"
         )
     if model_name is not None and (
-        not isinstance(model_name, str) or model_name not in MODEL_NAMES
+        not isinstance(model_name, str) or model_name not in model_names()
     ):
         raise ExperimentError(
-            f"{where}.model: unknown model {model_name!r}; allowed: {', '.join(MODEL_NAMES)}"
+            f"{where}.model: unknown model {model_name!r}; allowed: {', '.join(model_names())}"
         )
     if label is not None and (not isinstance(label, str) or not label.strip()):
         raise ExperimentError(f"{where}.label: must be a non-empty string, got {label!r}")
@@ -232,8 +232,8 @@ def parse_problem(entry: dict, where: str) -> ProblemSpec:
             f"{where}.model: task {task_name!r} requires model {fixed!r}, got {model_name!r}"
         )
     model_keys = list(_model_defaults(model_name, default_task.n_in, default_task.n_out))
-    task_params = {k: v for k, v in entry.items() if k not in MODEL_OPTIONS}
-    model_options = {k: v for k, v in entry.items() if k in MODEL_OPTIONS}
+    task_params = {k: v for k, v in entry.items() if k not in all_model_options()}
+    model_options = {k: v for k, v in entry.items() if k in all_model_options()}
     unknown = [k for k in task_params if k not in task_keys] + [
         k for k in model_options if k not in model_keys
     ]
@@ -253,7 +253,7 @@ def parse_problem(entry: dict, where: str) -> ProblemSpec:
 def parse_problems(value: Any, where: str = "problems") -> list[ProblemSpec]:
     """Resolve a ``[[problems]]`` array: task, optional model, label and budget (a table like the
     top-level one, replacing it for this problem), the rest split between the task's parameters
-    and the model's options (``suite.problem.MODEL_OPTIONS``).
+    and the model's options (``suite.models.model_options()``).
 
     Labels must be unique (the default label lists the keys given in the file).
     """

@@ -39,13 +39,10 @@ from typing import Any
 import numpy as np
 
 import tasks as tasks_pkg
-from suite.models import make_model
+from suite.models import make_model, model_options
 
 BWD_FE = 2.0
 """Cost of one backward cell step, in forward-equivalents."""
-
-MODEL_OPTIONS = frozenset({"hidden", "window", "spectral_radius", "dtype"})
-"""Keyword options of :func:`make_problem` that go to the model; all others go to the task."""
 
 MAX_NONFINITE_STREAK = 50
 """Consecutive calls whose every row is non-finite after which the trial counts as diverged."""
@@ -477,17 +474,18 @@ def make_problem(
 ) -> Problem:
     """Build a :class:`Problem` from a task (name or Task) and a model name.
 
-    Options named in ``MODEL_OPTIONS`` (``hidden``, ``window``, ``spectral_radius``, ``dtype``)
-    go to the model, all others to the task (e.g. ``seq_len``). ``seed`` seeds the data stream
-    (an int, a ``SeedSequence`` or a ``Generator``). Tasks that fix their model (``cliff``)
-    use it when ``model`` is None.
+    Options named in ``suite.models.model_options()`` (``hidden``, ``window``,
+    ``spectral_radius``, ``dtype``, ...) go to the model, all others to the task (e.g.
+    ``seq_len``). ``seed`` seeds the data stream (an int, a ``SeedSequence`` or a
+    ``Generator``). Tasks that fix their model (``cliff``) use it when ``model`` is None.
 
     >>> p = make_problem("adding", model="tdnn", hidden=8, window=10, seq_len=20)
     >>> p.model.name, p.task.params["seq_len"]
     ('tdnn', 20)
     """
-    model_opts = {k: v for k, v in options.items() if k in MODEL_OPTIONS}
-    task_opts = {k: v for k, v in options.items() if k not in MODEL_OPTIONS}
+    names = model_options()
+    model_opts = {k: v for k, v in options.items() if k in names}
+    task_opts = {k: v for k, v in options.items() if k not in names}
     task_obj = tasks_pkg.get(task, **task_opts) if isinstance(task, str) else task
     fixed = getattr(task_obj, "model", None)
     if model is None:

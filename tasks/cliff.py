@@ -4,7 +4,7 @@ Reference: R. Pascanu, T. Mikolov and Y. Bengio, "On the difficulty of training 
 neural networks", ICML 2013, section 2.3 and figure 6 (after K. Doya, "Bifurcations in the
 learning of recurrent neural networks", ISCAS 1992).
 
-The model (``Task.model = "cliff"``, implemented in ``suite/models.py``) is one recurrent unit
+The model (``Task.model = "cliff"``, implemented in ``suite/models/cliff.py``) is one recurrent unit
 with parameters ``theta = (w, b)``:
 
     x_0 = 0.5,   x_t = w sigmoid(x_{t-1}) + b   (t = 1..steps),   z_t = sigmoid(x_t),

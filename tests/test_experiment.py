@@ -198,7 +198,7 @@ BAD_CASES = [
     # (replace this, with this, expected fragments of the message)
     ("seed = 3", "seed = 3\nbogus = 1", ["bogus", "allowed", "optimizers"]),
     ('task = "adding"', 'task = "addding"', ["problems[0].task", "addding", "adding"]),
-    ("hidden = 3", 'hidden = 3\nmodel = "lstm"', ["problems[0].model", "lstm", "elman"]),
+    ("hidden = 3", 'hidden = 3\nmodel = "rnn9"', ["problems[0].model", "rnn9", "elman"]),
     ("seq_len = 6", "seq_len = 6\nsequence = 4", ["problems[0]", "sequence", "seq_len"]),
     ("seq_len = 6", "seq_len = 1", ["problems[0]", "seq_len"]),
     ('name = "adam"', 'name = "adamw"', ["optimizers[0].name", "adamw", "sgd"]),
