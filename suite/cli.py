@@ -248,8 +248,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``rnnbench report EXPERIMENT_OR_DIR``: route a folder to its report writer.
 
     Start records (``kind = "multistart"``) go to
-    :func:`suite.report.optima_plots.write_optima_report`, landscape records to
-    :func:`~suite.report.optima_plots.write_landscape_report`, trial records (``compare``, and the
+    :func:`suite.report.optima.write_optima_report`, landscape records to
+    :func:`~suite.report.landscape.write_landscape_report`, trial records (``compare``, and the
     cliff trials a landscape experiment may hold) to :func:`suite.report.write_report`. Prints the
     folders written into and the ``REPORT.md`` path.
     """
@@ -257,7 +257,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     try:
         from suite.analysis.landscape import RECORD_KINDS
         from suite.report import write_report
-        from suite.report.optima_plots import write_landscape_report, write_optima_report
+        from suite.report.landscape import write_landscape_report
+        from suite.report.optima import write_optima_report
     except ImportError as exc:
         print(f"rnnbench: the report module is not available ({exc})", file=sys.stderr)
         return 1

@@ -96,7 +96,8 @@ def reproduce_claims(
 def write_experiment_reports(dirs: dict[str, Path]) -> None:
     """Each experiment's own tables, figures and REPORT.md."""
     from suite.report import write_report
-    from suite.report.optima_plots import write_landscape_report, write_optima_report
+    from suite.report.landscape import write_landscape_report
+    from suite.report.optima import write_optima_report
 
     write_report(dirs["speed"])
     write_report(dirs["truncation"], reference="full BPTT (adam)")

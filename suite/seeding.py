@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,3 +133,20 @@ def trial_streams(
         init=init_stream(experiment_seed, task_spec, model_spec, seed_index),
         optimizer=optimizer_stream(experiment_seed, trial_content),
     )
+
+
+def initial_points(
+    experiment_seed: int, task_spec: dict, model: Any, seeds: Sequence[int]
+) -> np.ndarray:
+    """Starts ``theta0[len(seeds), P]``: start ``i`` from the init stream of seed index ``i``
+    (the same ``x0`` as seed index ``i`` of a compare trial on this task and model)."""
+    rows = [
+        np.asarray(
+            model.init(
+                np.random.default_rng(init_stream(experiment_seed, task_spec, model.spec(), int(s)))
+            ),
+            dtype=np.float64,
+        )
+        for s in seeds
+    ]
+    return np.stack(rows) if rows else np.zeros((0, model.dim))
