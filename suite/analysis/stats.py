@@ -14,7 +14,7 @@ which it is undefined (NaN, e.g. an ERT ratio with no success on either side) an
 well-defined ``inf`` bound. ``scipy.stats.bootstrap`` is not used for this reason: its
 interpolated percentiles turn ``inf`` into NaN. A statistic must count a unit drawn twice
 twice (it is a function of the resampled multiset); see
-:func:`suite.analysis.optima.compare_studies` for a count of distinct optima written that way.
+:func:`suite.analysis.twins.compare_studies` for a count of distinct optima written that way.
 Every bootstrap takes an explicit :class:`numpy.random.Generator`; ``rng=None`` means
 ``default_rng(0)``, so tables are reproducible.
 

@@ -63,7 +63,9 @@ def compare_studies(
     starts, so a start drawn twice counts twice: ``distinct_per_start = sum_i w_i / sum_i c_i``
     with ``c_i`` = 1 for a converged start and ``w_i`` its share of its optimum
     (:func:`distinct_weights`); counting the distinct labels of a resample instead would count a
-    start drawn twice once and bias the resampled values below the point estimate. A resample
+    start drawn twice once and bias the resampled values below the point estimate. The shares
+    are those of the observed clustering, so the interval says how the estimate varies with
+    which starts were drawn, not how many optima a new set of starts would discover. A resample
     may have no converged start (an undefined rate): those resamples are dropped, their share is
     reported as ``1 - resamples_defined``, and no interval is given if more than half are
     undefined. ``rng`` seeds the bootstrap (default ``default_rng(0)``).
