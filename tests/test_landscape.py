@@ -1,4 +1,5 @@
-"""Tests of suite.analysis.landscape: directions, slices, roughness, Lyapunov, cliff, truncation."""
+"""Tests of suite.probes (directions, slices, roughness, Lyapunov, cliff, truncation), the landscape
+kind (suite.kinds.landscape) and its analysis (suite.analysis.landscape)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+from suite import probes
 from suite.analysis import landscape as ls
 from suite.experiment import ExperimentError
 from suite.kinds.load import experiment_from_dict
@@ -18,7 +20,7 @@ def test_filter_normalized_direction_matches_filter_norms():
     rng = np.random.default_rng(0)
     model = make_model("elman", 2, 1, hidden=3)
     theta = rng.normal(size=model.dim)
-    d = ls.filter_normalized_direction(model, theta, rng)
+    d = probes.filter_normalized_direction(model, theta, rng)
     tb, db = model.unpack(theta[None]), model.unpack(d[None])
     t_rows = np.concatenate([tb["W_h"], tb["W_x"]], axis=2)[0]
     d_rows = np.concatenate([db["W_h"], db["W_x"]], axis=2)[0]
@@ -28,11 +30,11 @@ def test_filter_normalized_direction_matches_filter_norms():
     )
     assert np.all(db["b"] == 0) and np.all(db["c"] == 0)
     # the direction is random: two draws differ
-    assert not np.allclose(d, ls.filter_normalized_direction(model, theta, rng))
-    dn = ls.filter_normalized_direction(model, theta, rng, bias="normalize")
+    assert not np.allclose(d, probes.filter_normalized_direction(model, theta, rng))
+    dn = probes.filter_normalized_direction(model, theta, rng, bias="normalize")
     np.testing.assert_allclose(np.abs(model.unpack(dn[None])["b"]), np.abs(tb["b"]))
     with pytest.raises(ValueError, match="bias"):
-        ls.filter_normalized_direction(model, theta, rng, bias="keep")
+        probes.filter_normalized_direction(model, theta, rng, bias="keep")
 
 
 def test_slice_1d_is_one_call_and_matches_pointwise():
@@ -44,51 +46,51 @@ def test_slice_1d_is_one_call_and_matches_pointwise():
 
     theta, d = np.array([1.0, 0.0]), np.array([0.0, 1.0])
     a = np.linspace(-1, 1, 11)
-    out = ls.slice_1d(loss_fn, theta, d, a)
+    out = probes.slice_1d(loss_fn, theta, d, a)
     assert calls == [11]
     np.testing.assert_allclose(out, 1.0 + a**2)
-    grid = ls.slice_2d(loss_fn, theta, d, np.array([1.0, 0.0]), a, a[:3])
+    grid = probes.slice_2d(loss_fn, theta, d, np.array([1.0, 0.0]), a, a[:3])
     assert grid.shape == (11, 3) and calls[-1] == 33
     np.testing.assert_allclose(grid[2, 1], 1 + a[2] ** 2 + 2 * a[1] + a[1] ** 2)
 
 
 def test_roughness_of_known_curves():
     a = np.linspace(-1, 1, 201)
-    mono = ls.roughness(a, np.exp(a))
+    mono = probes.roughness(a, np.exp(a))
     assert mono.n_minima == 0 and mono.tv_norm == pytest.approx(1.0)
-    valley = ls.roughness(a, a**2)
+    valley = probes.roughness(a, a**2)
     assert valley.n_minima == 1 and valley.tv_norm == pytest.approx(2.0)
-    wiggly = ls.roughness(a, np.cos(4 * np.pi * a))  # 4 periods on [-1, 1]
+    wiggly = probes.roughness(a, np.cos(4 * np.pi * a))  # 4 periods on [-1, 1]
     assert wiggly.n_minima == 4
     assert wiggly.minima_per_unit == pytest.approx(2.0)
     assert wiggly.tv_norm == pytest.approx(8.0, rel=1e-2)
-    bad = ls.roughness(a, np.where(a > 0.5, np.inf, a**2))
+    bad = probes.roughness(a, np.where(a > 0.5, np.inf, a**2))
     assert bad.nonfinite == int((a > 0.5).sum()) and bad.n_minima == 1
     with pytest.raises(ValueError, match="increasing"):
-        ls.roughness(a[::-1], a)
+        probes.roughness(a[::-1], a)
 
 
 def test_lyapunov_negative_for_contraction_positive_for_gain_two():
     rng = np.random.default_rng(0)
     H = 50
     Q = np.linalg.qr(rng.normal(size=(H, H)))[0]
-    lam = ls.lyapunov_exponents((0.5 * Q)[None], rng, steps=300, transient=50)
+    lam = probes.lyapunov_exponents((0.5 * Q)[None], rng, steps=300, transient=50)
     # an orthogonal matrix times 0.5 contracts every direction by exactly 1/2 at h = 0
     assert lam[0, 0] == pytest.approx(math.log(0.5), abs=0.02)
     W = rng.normal(size=(1, 200, 200)) * (2.0 / math.sqrt(200))
-    lam2 = ls.lyapunov_exponents(W, rng, steps=400, transient=200, k=2)
+    lam2 = probes.lyapunov_exponents(W, rng, steps=400, transient=200, k=2)
     assert lam2[0, 0] > 0.05 and lam2[0, 0] >= lam2[0, 1]
 
 
 def test_sompolinsky_reference_changes_sign_at_gain_one():
-    ref = ls.sompolinsky_reference((0.5, 2.0), n=100, networks=2, steps=300, transient=100)
+    ref = probes.sompolinsky_reference((0.5, 2.0), n=100, networks=2, steps=300, transient=100)
     assert ref.loc[0, "lambda_mean"] < -0.4 and ref.loc[1, "lambda_mean"] > 0.05
 
 
 def test_cliff_bifurcation_interval_at_w5():
     from tasks.cliff import cliff_fixed_points
 
-    lo, hi = ls.bistable_interval(5.0)
+    lo, hi = probes.bistable_interval(5.0)
     assert (round(lo, 2), round(hi, 2)) == (-2.66, -2.34)
     assert lo == pytest.approx(-2.656, abs=5e-4) and hi == pytest.approx(-2.344, abs=5e-4)
     # independent check: count the stable fixed points on both sides of each edge
@@ -97,11 +99,11 @@ def test_cliff_bifurcation_interval_at_w5():
         outside = edge - 1e-3 if edge == lo else edge + 1e-3
         assert len(cliff_fixed_points(5.0, outside)) == 1
     with pytest.raises(ValueError, match="w > 4"):
-        ls.bistable_interval(3.0)
+        probes.bistable_interval(3.0)
 
 
 def test_cliff_surface_has_cliffs():
-    surf = ls.cliff_surface(np.linspace(-2, 10, 61), np.linspace(-8, 2, 51))
+    surf = probes.cliff_surface(np.linspace(-2, 10, 61), np.linspace(-8, 2, 51))
     assert surf["E"].shape == (51, 61)
     gn = surf["grad_norm"]
     assert np.log10(gn.max() / np.median(gn)) > 2  # the gradient spans orders of magnitude
@@ -111,7 +113,7 @@ def test_truncation_cosines_exact_at_full_window():
     p = make_problem("adding", model="elman", hidden=3, seq_len=8, n_train=16, seed=0)
     rng = np.random.default_rng(0)
     theta = np.stack([p.initial_point(rng) for _ in range(2)])
-    cos = ls.truncation_cosines(p.loss_and_grad, theta, [1, 3, 8])
+    cos = probes.truncation_cosines(p.loss_and_grad, theta, [1, 3, 8])
     assert cos.shape == (2, 3)
     np.testing.assert_allclose(cos[:, 2], 1.0, atol=1e-12)
     assert np.all(cos[:, 0] < 1 - 1e-6)
@@ -121,10 +123,10 @@ def test_rnn_lyapunov_runs_on_an_elman_model():
     model = make_model("elman", 2, 1, hidden=6, spectral_radius=0.5)
     rng = np.random.default_rng(1)
     theta = np.stack([model.init(rng) for _ in range(3)])
-    lam = ls.rnn_lyapunov(model, theta, None, rng, steps=200, transient=50)
+    lam = probes.rnn_lyapunov(model, theta, None, rng, steps=200, transient=50)
     assert lam.shape == (3,) and np.all(lam < 0)
     with pytest.raises(ValueError, match="elman"):
-        ls.rnn_lyapunov(make_model("tdnn", 2, 1), theta, None, rng)
+        probes.rnn_lyapunov(make_model("tdnn", 2, 1), theta, None, rng)
 
 
 def _experiment(**over):
@@ -183,3 +185,44 @@ def test_landscape_experiment_rejects_bad_keys():
         _experiment(measurements=["slices", "weather"])
     with pytest.raises(ExperimentError, match="settings"):
         _experiment(settings={"n_alpha": 3})
+
+
+def test_landscape_is_a_registered_kind():
+    from suite.kinds import get_kind
+
+    kind = get_kind("landscape")
+    assert kind.record_kinds == ls.RECORD_KINDS
+    assert "settings" in kind.keys and kind.expand is not None
+
+
+def test_cliff_end_points_take_the_family_from_the_trials_frame():
+    import pandas as pd
+
+    from suite import seeding
+
+    spec = {
+        "task": {"task": "cliff", "steps": 50},
+        "model": {"model": "cliff"},
+        "optimizer": {"name": "my-plugin-es", "params": {}},
+        "seed": 3,
+        "experiment_seed": 0,
+    }
+    record = {
+        "key": "k3",
+        "kind": "trial",
+        "spec": spec,
+        "status": "budget",
+        "theta": [5.0, -2.5],
+        "final_train_loss": 0.1,
+        "target_loss": 0.01,
+    }
+    trials = pd.DataFrame({"key": ["k3"], "family": ["evolution"], "tags": ["population"]})
+    ends = ls.cliff_end_points([record], trials)
+    row = ends.iloc[0]
+    assert row["family"] == "evolution" and row["name"] == "my-plugin-es"
+    model = make_model("cliff", 1, 1)
+    x0 = model.init(np.random.default_rng(seeding.init_stream(0, spec["task"], spec["model"], 3)))
+    assert (row["w0"], row["b0"]) == (float(x0[0]), float(x0[1]))
+    assert (row["w"], row["b"]) == (5.0, -2.5)
+    with pytest.raises(ValueError, match="family"):
+        ls.cliff_end_points([record], trials.drop(columns="family"))

@@ -8,6 +8,8 @@ import pytest
 from scipy import stats
 
 from suite.analysis import metrics as m
+from suite.analysis import profiles
+from suite.analysis.stats import holm
 
 
 def make_frames(runs: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -173,126 +175,7 @@ def test_target_ladder_is_log_spaced_to_the_target() -> None:
         m.target_ladder(bad)
 
 
-# ----------------------------------------------------------------------- ECDF, budgets, curves
-
-
-def test_runtime_ecdf_fractions() -> None:
-    trials, trace = make_frames(coco_runs())
-    hits = m.time_to_target(trials, trace, targets=[0.1])
-    e = m.runtime_ecdf(hits, grid=np.array([5.0, 10.0, 15.0, 20.0, 1000.0]))
-    np.testing.assert_allclose(e["fraction"], [0, 1 / 3, 1 / 3, 2 / 3, 2 / 3])
-    assert set(e["pairs"]) == {3}
-
-
-def test_aggregate_ecdf_weights_problems_equally() -> None:
-    ecdf = pd.DataFrame(
-        {
-            "problem": ["A", "A", "B", "B"],
-            "optimizer": ["o"] * 4,
-            "cost": [1.0, 2.0, 1.0, 2.0],
-            "fraction": [0.0, 1.0, 0.5, 0.5],
-        }
-    )
-    agg = m.aggregate_ecdf(ecdf)
-    np.testing.assert_allclose(agg["fraction"], [0.25, 0.75])
-    assert set(agg["problems"]) == {2}
-
-
-def test_fixed_budget_takes_last_checkpoint_before_budget() -> None:
-    trials, trace = make_frames(coco_runs())
-    fb = m.fixed_budget(trace, [5, 25, 1000])
-    run0 = fb[fb["seed"] == 0].set_index("budget")["train_loss"]
-    np.testing.assert_allclose(run0.to_numpy(), [1.0, 0.05, 0.01])
-    run2 = fb[fb["seed"] == 2].set_index("budget")["train_loss"]
-    assert np.isnan(run2.loc[5.0]) and run2.loc[1000.0] == 0.2
-    with pytest.raises(ValueError, match="budgets"):
-        m.fixed_budget(trace, [0.0])
-
-
-def test_loss_curves_quantiles_over_seeds() -> None:
-    runs = [
-        {"problem": "P", "optimizer": "a", "seed": s, "fe": [1, 10, 100], "loss": [v, v, v]}
-        for s, v in enumerate([1.0, 2.0, 3.0])
-    ]
-    trials, trace = make_frames(runs)
-    c = m.loss_curves(trace, "fe", points_per_decade=2)
-    np.testing.assert_allclose(c["cost"], [1, 10**0.5, 10, 10**1.5, 100])
-    np.testing.assert_allclose(c["median"], 2.0)
-    np.testing.assert_allclose(c["low"], 1.5)
-    np.testing.assert_allclose(c["high"], 2.5)
-
-
-def test_loss_curves_undefined_before_runs_report() -> None:
-    runs = [
-        {"problem": "P", "optimizer": "a", "seed": 0, "fe": [1, 100], "loss": [1.0, 0.5]},
-        {"problem": "P", "optimizer": "a", "seed": 1, "fe": [50, 100], "loss": [2.0, 0.1]},
-    ]
-    _, trace = make_frames(runs)
-    c = m.loss_curves(trace, "fe", points_per_decade=1).set_index("cost")
-    assert np.isnan(c.loc[1.0, "median"])  # one of two runs has no value yet
-    assert c.loc[100.0, "median"] == pytest.approx(0.3)
-
-
-def test_anytime_score_extremes_and_midpoint() -> None:
-    common = {"problem": "P", "fe": [1, 1e4], "budget": 1e4, "target": 0.01, "baseline": 1.0}
-    runs = [
-        {**common, "optimizer": "fast", "seed": 0, "loss": [0.001, 0.001]},
-        {**common, "optimizer": "stuck", "seed": 0, "loss": [1.0, 1.0]},
-        {**common, "optimizer": "mid", "seed": 0, "loss": [0.1, 0.1]},
-        {**common, "optimizer": "late", "seed": 0, "fe": [5e3, 1e4], "loss": [0.001, 0.001]},
-    ]
-    trials, trace = make_frames(runs)
-    s = m.anytime_score(trials, trace, decades=4).set_index("optimizer")["anytime"]
-    assert s["fast"] == 0.0 and s["stuck"] == 1.0
-    assert s["mid"] == pytest.approx(0.5)
-    assert 0.9 < s["late"] < 1.0  # undefined (g = 1) until 5e3 fe, then at the target
-
-
-# ----------------------------------------------------------------------- profiles
-
-
-def test_performance_profile_known_ratios() -> None:
-    costs = pd.DataFrame(
-        {
-            "problem": ["P1", "P1", "P2", "P2", "P3", "P3"],
-            "optimizer": ["A", "B"] * 3,
-            "ert": [10.0, 20.0, 40.0, 20.0, np.inf, np.inf],
-        }
-    )
-    ratios = m.performance_ratios(costs).set_index(["problem", "optimizer"])["ratio"]
-    assert ratios["P1", "A"] == 1.0 and ratios["P1", "B"] == 2.0 and ratios["P2", "A"] == 2.0
-    assert np.isinf(ratios["P3", "A"])
-    prof = m.performance_profile(costs, taus=np.array([1.0, 1.5, 2.0, 100.0]))
-    a = prof[prof["optimizer"] == "A"]["fraction"].to_numpy()
-    np.testing.assert_allclose(a, [1 / 3, 1 / 3, 2 / 3, 2 / 3])
-
-
-def test_performance_profile_missing_pair_counts_as_unsolved() -> None:
-    costs = pd.DataFrame({"problem": ["P1", "P1", "P2"], "optimizer": ["A", "B", "A"]})
-    costs["ert"] = [1.0, 1.0, 1.0]
-    prof = m.performance_profile(costs, taus=np.array([1.0]))
-    assert prof.set_index("optimizer").loc["B", "fraction"] == 0.5
-
-
 # ----------------------------------------------------------------------- paired tests
-
-
-def test_holm_known_values() -> None:
-    got = m.holm([0.01, 0.04, 0.03, 0.005])
-    np.testing.assert_allclose(got, [0.03, 0.06, 0.06, 0.02])
-    got = m.holm([0.5, np.nan, 0.01])
-    np.testing.assert_allclose(got[[0, 2]], [0.5, 0.02])
-    assert np.isnan(got[1])
-    with pytest.raises(ValueError, match="p-values"):
-        m.holm([1.5])
-
-
-def test_rank_biserial_known_values() -> None:
-    assert m.rank_biserial(np.array([-1.0, -2.0, -3.0, 4.0])) == pytest.approx(0.2)
-    assert m.rank_biserial(np.array([0.0, -1.0, 2.0])) == pytest.approx(-1 / 3)
-    assert m.rank_biserial(np.array([1.0, np.inf])) == -1.0
-    rows = m.rank_biserial(np.array([[-1.0, -2.0, -3.0, 4.0], [0.0, 0.0, -1.0, 2.0]]))
-    np.testing.assert_allclose(rows, [0.2, -1 / 3])
 
 
 def paired_runs(factor: float, n: int = 6, fail_seed: int | None = None) -> list[dict]:
@@ -352,7 +235,7 @@ def test_paired_comparison_final_loss_and_holm_over_problems() -> None:
     out = out.set_index("problem")
     assert out.loc["P1", "ratio"] == pytest.approx(0.5) and out.loc["P1", "effect"] == 1.0
     assert out.loc["P2", "ratio"] == pytest.approx(1.1) and out.loc["P2", "effect"] == -1.0
-    np.testing.assert_allclose(out["p_holm"], m.holm(out["p"].to_numpy()))
+    np.testing.assert_allclose(out["p_holm"], holm(out["p"].to_numpy()))
     assert (out["p_holm"] >= out["p"]).all() and (out["p_holm"] > out["p"]).any()
 
 
@@ -371,28 +254,11 @@ def test_paired_comparison_rejects_bad_input() -> None:
         m.paired_comparison(trials, "ref", hits=m.time_to_target(trials, trace, targets=[0.5, 0.1]))
 
 
-def test_bootstrap_is_seeded_and_covers_the_statistic() -> None:
-    x = np.random.default_rng(5).normal(size=40)
-
-    def med(s: np.ndarray) -> np.ndarray:
-        return np.mean(s, axis=1)
-
-    a = m.bootstrap_ci(x, med, n_boot=500, rng=np.random.default_rng(7))
-    b = m.bootstrap_ci(x, med, n_boot=500, rng=np.random.default_rng(7))
-    c = m.bootstrap_ci(x, med, n_boot=500, rng=np.random.default_rng(8))
-    assert a == b and a != c
-    assert a[0] < np.mean(x) < a[1]
-    with pytest.raises(ValueError, match="confidence"):
-        m.bootstrap_ci(x, med, confidence=1.5)
-    with pytest.raises(ValueError, match="Generator"):
-        m.bootstrap_ci(x, med, rng=3)  # type: ignore[arg-type]
-
-
 def test_missing_columns_are_named() -> None:
     with pytest.raises(ValueError, match=r"trace lacks columns \['fe', 'seconds'"):
         m.best_so_far(pd.DataFrame({"key": [], "problem": [], "optimizer": [], "seed": []}))
     with pytest.raises(ValueError, match="clock must be"):
-        m.runtime_ecdf(pd.DataFrame(), clock="minutes")
+        profiles.runtime_ecdf(pd.DataFrame(), clock="minutes")
 
 
 def test_time_to_target_is_fast_for_thousands_of_runs() -> None:
@@ -420,7 +286,7 @@ def test_time_to_target_is_fast_for_thousands_of_runs() -> None:
     )
     t0 = time.perf_counter()
     hits = m.time_to_target(trials, trace, m.target_ladder(trials, 20))
-    m.runtime_ecdf(hits)
-    m.loss_curves(trace)
+    profiles.runtime_ecdf(hits)
+    profiles.loss_curves(trace)
     assert time.perf_counter() - t0 < 10.0
     assert len(hits) == n_runs * 20

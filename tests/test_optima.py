@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from suite import curvature
-from suite.analysis import optima
+from suite.analysis import optima, symmetry, twins
 from suite.models import make_model
 
 
@@ -46,7 +46,7 @@ def test_canonicalize_maps_symmetric_copies_to_one_vector(name, options):
             model.forward(copy[None], X), model.forward(theta[None], X), atol=1e-12
         )
         copies.append(copy)
-    canon = optima.canonicalize(model, np.stack([theta, *copies]))
+    canon = symmetry.canonicalize(model, np.stack([theta, *copies]))
     np.testing.assert_allclose(canon, np.repeat(canon[:1], len(canon), 0), atol=1e-12)
     # the canonical copy computes the same function too
     np.testing.assert_allclose(
@@ -56,14 +56,14 @@ def test_canonicalize_maps_symmetric_copies_to_one_vector(name, options):
     w_o = model.unpack(canon[:1])["W_o"][0].sum(axis=0)
     assert np.all(w_o >= 0) and np.all(np.diff(w_o) >= 0)
     # a different network has a different canonical vector
-    other = optima.canonicalize(model, rng.normal(size=(1, model.dim)))
+    other = symmetry.canonicalize(model, rng.normal(size=(1, model.dim)))
     assert not np.allclose(other[0], canon[0])
 
 
 def test_canonicalize_leaves_the_cliff_unit_alone():
     model = make_model("cliff", 1, 1)
     theta = np.array([[5.0, -2.5], [1.0, 0.1]])
-    np.testing.assert_array_equal(optima.canonicalize(model, theta), theta)
+    np.testing.assert_array_equal(symmetry.canonicalize(model, theta), theta)
 
 
 def _quadratic(a: float, b: float):
@@ -139,17 +139,17 @@ def test_clustering_counts_known_clusters_and_separates_by_loss():
     centers = rng.normal(size=(4, 10)) * 3
     members = np.repeat(centers, 25, axis=0) + 1e-3 * rng.normal(size=(100, 10))
     loss = np.repeat([0.1, 0.2, 0.3, 0.4], 25) + 1e-7 * rng.normal(size=100)
-    labels = optima.cluster_end_points(members, loss, tol=0.05, loss_tol=1e-4)
+    labels = symmetry.cluster_end_points(members, loss, tol=0.05, loss_tol=1e-4)
     assert len(set(labels)) == 4
     # labels follow ascending loss, and every group is one cluster
     for k in range(4):
         assert set(labels[k * 25 : (k + 1) * 25]) == {k}
     # same place, clearly different losses: two optima
     same = np.zeros((6, 3))
-    two = optima.cluster_end_points(same, np.array([0, 0, 0, 1, 1, 1.0]), 0.05, 1e-3)
+    two = symmetry.cluster_end_points(same, np.array([0, 0, 0, 1, 1, 1.0]), 0.05, 1e-3)
     assert len(set(two)) == 2
     # non-finite rows get -1
-    lab = optima.cluster_end_points(np.array([[0.0], [np.nan]]), np.array([0.0, 0.0]), 0.1, 0.1)
+    lab = symmetry.cluster_end_points(np.array([[0.0], [np.nan]]), np.array([0.0, 0.0]), 0.1, 0.1)
     assert list(lab) == [0, -1]
 
 
@@ -211,14 +211,14 @@ def test_compare_studies_finds_more_optima_in_the_rnn():
     _, tdnn = _fake_study("elman", [0.01], n_per=40)
     a = optima.analyse_study(rnn, model)
     b = optima.analyse_study(tdnn, model)
-    c = optima.compare_studies(a, b, rng=np.random.default_rng(0), n_resamples=300)
+    c = twins.compare_studies(a, b, rng=np.random.default_rng(0), n_resamples=300)
     d = c[(c["statistic"] == "stall_rate") & (c["measure"] == "difference")].iloc[0]
     assert d["rnn"] == pytest.approx(0.8) and d["tdnn"] == 0.0
     assert d["value_low"] > 0.5  # the interval excludes "no difference"
     dist = c[(c["statistic"] == "distinct_per_start") & (c["measure"] == "difference")].iloc[0]
     assert dist["value"] == pytest.approx(5 / 40 - 1 / 40)
     with pytest.raises(ValueError, match="seed"):
-        optima.compare_studies(a.iloc[:1], b.iloc[:1])
+        twins.compare_studies(a.iloc[:1], b.iloc[:1])
 
 
 def test_thresholds_validate():
@@ -228,7 +228,7 @@ def test_thresholds_validate():
 
 def test_optima_report_from_a_tiny_study(tmp_path):
     from suite.kinds.load import experiment_from_dict
-    from suite.report.optima_plots import write_optima_report
+    from suite.report.optima import write_optima_report
     from suite.runner import run_experiment
 
     exp = experiment_from_dict(

@@ -12,7 +12,7 @@ import pytest
 from matplotlib.figure import Figure
 from test_metrics import coco_runs, make_frames, paired_runs
 
-from suite.analysis import metrics
+from suite.analysis import metrics, profiles
 from suite.report import plots, style, tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,14 +178,14 @@ def test_every_plot_draws_and_saves(frames, tmp_path: Path) -> None:
     trials, trace = frames
     hits = metrics.time_to_target(trials, trace)
     ladder = metrics.time_to_target(trials, trace, metrics.target_ladder(trials, 5))
-    ecdf = metrics.runtime_ecdf(ladder, grid=metrics.cost_grid(trace))
+    ecdf = profiles.runtime_ecdf(ladder, grid=profiles.cost_grid(trace))
     ert = metrics.ert_table(hits, n_boot=10)
     paired = metrics.paired_comparison(trials, "ref", hits=hits, n_boot=50)
     figs = {
-        "loss": plots.plot_loss_curves(metrics.loss_curves(trace), targets={"P1": 0.1}),
-        "ecdf": plots.plot_runtime_ecdf(ecdf, aggregated=metrics.aggregate_ecdf(ecdf)),
-        "final": plots.plot_final_losses(metrics.final_losses(trials), "test"),
-        "profile": plots.plot_performance_profile(metrics.performance_profile(ert)),
+        "loss": plots.plot_loss_curves(profiles.loss_curves(trace), targets={"P1": 0.1}),
+        "ecdf": plots.plot_runtime_ecdf(ecdf, aggregated=profiles.aggregate_ecdf(ecdf)),
+        "final": plots.plot_final_losses(profiles.final_losses(trials), "test"),
+        "profile": plots.plot_performance_profile(profiles.performance_profile(ert)),
         "speed": plots.plot_speed_ratios(paired),
     }
     for name, fig in figs.items():

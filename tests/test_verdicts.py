@@ -20,6 +20,16 @@ def _frames(
     """
     trials, trace = [], []
     names = {"adam": "adam", "lbfgs": "scipy-lbfgsb", "cmaes": "cmaes", "rs": "random-search"}
+    names.update(plugin="my-plugin-bptt")  # not registered: its tags come from its records
+    family = {"adam": "gradient", "lbfgs": "scipy", "cmaes": "cmaes", "rs": "random"}
+    family.update(plugin="my-plugin")
+    tags = {
+        "adam": "gradient,stochastic",
+        "lbfgs": "deterministic,gradient",
+        "cmaes": "population,stochastic",
+        "rs": "population,stochastic",
+        "plugin": "gradient",
+    }
     for opt, costs in hit_fe.items():
         for seed, hit in enumerate(costs):
             key = f"{opt}-{seed}"
@@ -30,6 +40,8 @@ def _frames(
                     problem="p",
                     optimizer=opt,
                     optimizer_name=names[opt],
+                    family=family[opt],
+                    tags=tags[opt],
                     seed=seed,
                     final_train_loss=final,
                     target_loss=0.01,
@@ -85,6 +97,24 @@ def test_c1_picks_the_best_of_each_family_and_is_mixed_in_between():
     assert "best BPTT: lbfgs" in v["detail"].iloc[0]
     assert "best black-box: cmaes" in v["detail"].iloc[0]
     assert v["verdict"].iloc[0] == "mixed"  # 2x: faster, but not "much" faster
+
+
+def test_c1_takes_gradient_methods_from_the_recorded_tags_not_the_registry():
+    from suite.optimizers import optimizer_names
+
+    assert "my-plugin-bptt" not in optimizer_names()  # the plugin is not loaded
+    seeds = 8
+    trials, trace = _frames({"plugin": [1e3] * seeds, "cmaes": [3e4] * seeds})
+    assert V.gradient_names(trials) == {"my-plugin-bptt"}
+    v = V.verdict_c1(trials, trace)
+    assert "best BPTT: plugin" in v["detail"].iloc[0]
+    assert v["verdict"].tolist() == ["supported"]
+    # without the gradient tag it is a black-box method: no BPTT family left to compare
+    trials["tags"] = trials["tags"].replace("gradient", "deterministic")
+    assert V.gradient_names(trials) == set()
+    assert V.verdict_c1(trials, trace)["verdict"].tolist() == ["no data"]
+    with pytest.raises(ValueError, match="tags"):
+        V.gradient_names(trials.drop(columns="tags"))
 
 
 def test_c1_falls_back_to_final_losses_when_nobody_reaches_the_target():

@@ -2,7 +2,7 @@
 
 Statements C2 and C3 of ``SCIENCE.md`` are about the *end points* of gradient training from many
 random starts. This module turns stored end points (records of kind ``"start"`` written by
-:mod:`suite.multistart`) into those statistics, in four steps.
+:mod:`suite.kinds.multistart`) into those statistics, in four steps.
 
 1. **Curvature.** The Hessian's extreme eigenvalues at every end point. For small models the dense
    Hessian comes from central differences of the exact (BPTT) gradient,
@@ -34,21 +34,14 @@ random starts. This module turns stored end points (records of kind ``"start"`` 
    The rules are applied in this order of precedence: diverged, zero loss, plateau, not
    converged, then the curvature test of a converged point.
 
-3. **Symmetries and clustering.** A tanh network with ``H`` hidden units computes the same
-   function in ``2^H H!`` parameter copies (flip the signs of a unit's incoming and outgoing
-   weights; permute units). :func:`canonicalize` maps every copy to one representative: flip each
-   unit so that the sum of its outgoing weights is non-negative (ties: its bias, then its input
-   weights), then sort units by (outgoing-weight sum, bias). Canonical end points are clustered
-   (:func:`cluster_end_points`, complete linkage): two end points are the same optimum when
-   their RMS parameter difference ``||a - b|| / sqrt(P)`` is at most ``param_tol`` (default 0.05)
-   *and* their losses differ by at most ``loss_tol_rel * s`` (default 1e-3). Complete linkage
-   makes this hold for every pair in a cluster. The count of optima that the statistics use
-   (:func:`analyse_records`, ``metric="function"``) compares end points by the function they
-   compute instead (:func:`function_features`: RMS difference of the outputs on the scored
-   training steps at most ``func_tol_rel * sqrt(s)``, default 1 % of the target's RMS scale),
-   which is blind to every weight-space symmetry and also to the flat directions of a
-   degenerate minimum (a valley of minima, e.g. a unit whose output weight is zero), which
-   parameter distance splits into many "optima". Both counts are reported.
+3. **Symmetries and clustering** (:mod:`suite.analysis.symmetry`). End points are mapped to a
+   canonical copy of their ``2^H H!`` weight-space symmetry class and clustered (complete
+   linkage) into optima: by canonical parameters (RMS difference at most ``param_tol``, default
+   0.05, and losses within ``loss_tol_rel * s``, default 1e-3), and -- the count the
+   statistics use (:func:`analyse_records`, ``metric="function"``) -- by the function they
+   compute (RMS output difference on the scored training steps at most ``func_tol_rel *
+   sqrt(s)``, default 1 % of the target's RMS scale), blind to every symmetry and to the flat
+   directions of a degenerate minimum. Both counts are reported.
 
 4. **Study statistics** (:func:`summarize_study`). The best loss ``L*`` is the lowest train
    loss of any end point that did not diverge (converged or not: on tasks whose good solutions
@@ -60,7 +53,7 @@ random starts. This module turns stored end points (records of kind ``"start"`` 
    Rates are per converged start; unconverged and diverged starts are counted separately.
    Distinct optima are the clusters of minima; the count per converged start is compared
    between the RNN and its TDNN twin with paired percentile-bootstrap intervals
-   (:func:`compare_studies`, resampling seed indices, seeded).
+   (:func:`suite.analysis.twins.compare_studies`, resampling seed indices, seeded).
 
 References: Pascanu, Mikolov & Bengio (2013); Dauphin et al. (2014), "Identifying and attacking
 the saddle point problem in high-dimensional non-convex optimization" (classification by
@@ -77,26 +70,21 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.cluster import hierarchy
-from scipy.spatial.distance import pdist
 
+import tasks
 from suite import seeding
-from suite.curvature import as_rows
+from suite.analysis.symmetry import canonicalize, cluster_end_points, function_features
+from suite.analysis.twins import twin_comparisons
+from suite.models import make_model
 from suite.problem import problem_from_spec
 
 __all__ = [
     "CLASSES",
     "OptimaAnalysis",
-    "analyse_records",
-    "SYMMETRY_LAYOUTS",
     "Thresholds",
+    "analyse_records",
     "analyse_study",
-    "canonicalize",
-    "canonicalize_arrays",
     "classify_end_points",
-    "cluster_end_points",
-    "compare_studies",
-    "function_features",
     "optima_table",
     "start_frame",
     "study_label",
@@ -196,167 +184,6 @@ def classify_end_points(
     out[zero] = "minimum"  # a zero loss is a global minimum whatever the curvature says
     out[diverged] = "diverged"
     return out
-
-
-# -------------------------------------------------------------------------- symmetries
-@dataclass(frozen=True)
-class SymmetryLayout:
-    """Which axes of which parameter arrays index the hidden units of a model.
-
-    ``hidden_axes[name]`` lists the axes (after the leading N axis, so 1-based in the arrays
-    ``model.unpack`` returns) along which array ``name`` is indexed by hidden unit. A sign flip
-    of unit ``j`` multiplies every such slice by ``-1`` (twice for the diagonal of a recurrent
-    matrix, so it is unchanged); a permutation reorders them. ``out`` names the outgoing-weight
-    array ``W_o[N, O, H]`` and ``bias`` the hidden bias ``b[N, H]``; ``inputs`` the incoming
-    weights used as a last tie-break.
-    """
-
-    hidden_axes: dict[str, tuple[int, ...]]
-    out: str
-    bias: str
-    inputs: str
-
-
-SYMMETRY_LAYOUTS: dict[str, SymmetryLayout] = {
-    "elman": SymmetryLayout(
-        hidden_axes={"W_x": (1,), "W_h": (1, 2), "b": (1,), "W_o": (2,)},
-        out="W_o",
-        bias="b",
-        inputs="W_x",
-    ),
-    "tdnn": SymmetryLayout(
-        hidden_axes={"W_x": (1,), "b": (1,), "W_o": (2,)},
-        out="W_o",
-        bias="b",
-        inputs="W_x",
-    ),
-}
-"""Symmetry layouts of the models with tanh hidden units (the cliff unit has none)."""
-
-
-def canonicalize_arrays(params: dict[str, np.ndarray], layout: SymmetryLayout) -> dict:
-    """Canonical copies of unpacked parameter arrays (see :func:`canonicalize`).
-
-    Sign: ``s_j = sign(sum_o W_o[o, j])``, ties broken by ``sign(b_j)`` then by the sign of
-    the first non-zero incoming weight; ``s_j = 1`` if all are zero. Order: units sorted by
-    ``(sum_o W_o[o, j] * s_j, b_j * s_j)`` ascending (``numpy.lexsort``, stable).
-    """
-    arrays = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    for name in layout.hidden_axes:
-        if name not in arrays:
-            raise ValueError(f"parameter arrays lack {name!r}; got {sorted(arrays)}")
-    out_sum = arrays[layout.out].sum(axis=1)  # [N, H]
-    bias = arrays[layout.bias]  # [N, H]
-    w_in = arrays[layout.inputs]
-    first_in = _first_nonzero(w_in.reshape(w_in.shape[0], w_in.shape[1], -1))
-    sign = np.sign(out_sum)
-    sign = np.where(sign == 0, np.sign(bias), sign)
-    sign = np.where(sign == 0, np.sign(first_in), sign)
-    sign = np.where(sign == 0, 1.0, sign)
-    flipped = {}
-    for name, arr in arrays.items():
-        axes = layout.hidden_axes.get(name, ())
-        for ax in axes:
-            shape = [1] * arr.ndim
-            shape[0], shape[ax] = arr.shape[0], arr.shape[ax]
-            arr = arr * sign.reshape(shape)
-        flipped[name] = arr
-    key1 = flipped[layout.out].sum(axis=1)
-    key2 = flipped[layout.bias]
-    order = np.lexsort((key2, key1), axis=-1)  # [N, H], primary key last
-    result = {}
-    for name, arr in flipped.items():
-        for ax in layout.hidden_axes.get(name, ()):
-            shape = [1] * arr.ndim
-            shape[0], shape[ax] = arr.shape[0], arr.shape[ax]
-            idx = np.broadcast_to(order.reshape(shape), arr.shape)
-            arr = np.take_along_axis(arr, idx, axis=ax)
-        result[name] = arr
-    return result
-
-
-def _first_nonzero(a: np.ndarray) -> np.ndarray:
-    """The first non-zero entry along the last axis of ``a[..., K]`` (0 if none)."""
-    nz = a != 0
-    idx = np.argmax(nz, axis=-1)
-    return np.take_along_axis(a, idx[..., None], axis=-1)[..., 0]
-
-
-def canonicalize(model: Any, theta: np.ndarray) -> np.ndarray:
-    """Map each row of ``theta[N, P]`` to the canonical copy of its symmetry class.
-
-    ``model`` is a :mod:`suite.models` model (``model.name`` selects the layout in
-    :data:`SYMMETRY_LAYOUTS`; models without hidden-unit symmetries, such as the cliff unit,
-    are returned unchanged). Every one of the ``2^H H!`` sign-flipped and permuted copies of a
-    network maps to the same vector, and the canonical copy computes the same function.
-    """
-    theta = as_rows(theta)
-    layout = SYMMETRY_LAYOUTS.get(getattr(model, "name", ""))
-    if layout is None:
-        return theta.copy()
-    return np.asarray(model.pack(canonicalize_arrays(model.unpack(theta), layout)))
-
-
-def function_features(model: Any, theta: np.ndarray, split: Any, chunk: int = 64) -> np.ndarray:
-    """Outputs on the scored steps of ``split`` as features: ``F[n] = Z_n[M > 0]`` (flattened)
-    with ``Z = model.forward(theta, split.X)``, so that ``||F_a - F_b|| / sqrt(D)`` is the RMS
-    output difference of two networks (as :func:`cluster_end_points` measures it). Blind to
-    every weight-space symmetry. Rows are evaluated ``chunk`` at a time.
-    """
-    theta = as_rows(theta)
-    keep = np.asarray(split.M) > 0
-    out = []
-    for i in range(0, theta.shape[0], chunk):
-        z = np.asarray(model.forward(theta[i : i + chunk], split.X), dtype=np.float64)
-        out.append(z[:, keep, :].reshape(z.shape[0], -1))
-    return np.concatenate(out) if out else np.zeros((0, 0))
-
-
-# --------------------------------------------------------------------------- clustering
-def cluster_end_points(
-    features: np.ndarray,
-    loss: np.ndarray,
-    tol: float,
-    loss_tol: float,
-    method: str = "complete",
-) -> np.ndarray:
-    """Cluster labels ``0..K-1`` (by ascending best loss of the cluster) of end points.
-
-    Two points are within tolerance when ``||f_a - f_b|| / sqrt(D) <= tol`` (RMS difference of
-    the ``D`` features) and ``|L_a - L_b| <= loss_tol``; the combined distance
-    ``max(rms / tol, |dL| / loss_tol)`` is clustered by ``scipy.cluster.hierarchy.linkage``
-    (``method``, default complete linkage: every pair of a cluster within tolerance) and cut at
-    1 (``fcluster(..., criterion="distance")``). Rows with non-finite features or loss get -1.
-    Pass canonical parameters (``D = P``) or :func:`function_features` scaled by
-    ``sqrt(D)`` -- i.e. give ``tol`` on the RMS scale either way.
-    """
-    f = np.asarray(features, dtype=np.float64)
-    loss = np.asarray(loss, dtype=np.float64).ravel()
-    if f.ndim != 2 or f.shape[0] != loss.shape[0]:
-        raise ValueError(f"features must be (N, D) with N = len(loss); got {f.shape}, {loss.shape}")
-    if not (tol > 0 and loss_tol > 0):
-        raise ValueError(f"tol and loss_tol must be positive, got {tol!r}, {loss_tol!r}")
-    if method not in ("single", "complete", "average"):
-        raise ValueError(f"method must be 'single', 'complete' or 'average', got {method!r}")
-    labels = np.full(loss.shape[0], -1, dtype=np.int64)
-    ok = np.isfinite(f).all(axis=1) & np.isfinite(loss)
-    idx = np.flatnonzero(ok)
-    if idx.size == 0:
-        return labels
-    if idx.size == 1:
-        labels[idx] = 0
-        return labels
-    d_par = pdist(f[idx]) / (math.sqrt(f.shape[1]) * tol)
-    d_loss = pdist(loss[idx, None], "cityblock") / loss_tol
-    dist = np.maximum(d_par, d_loss)
-    z = hierarchy.linkage(dist, method=method)
-    raw = hierarchy.fcluster(z, t=1.0, criterion="distance")
-    # relabel by ascending best loss of the cluster
-    frame = pd.DataFrame({"c": raw, "loss": loss[idx]})
-    order = frame.groupby("c")["loss"].min().sort_values(kind="stable").index
-    remap = {c: i for i, c in enumerate(order)}
-    labels[idx] = np.array([remap[c] for c in raw], dtype=np.int64)
-    return labels
 
 
 # ------------------------------------------------------------------------------ frames
@@ -574,114 +401,8 @@ def optima_table(df: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("loss", kind="stable").reset_index(drop=True)
 
 
-# -------------------------------------------------------------------------- comparison
-def _distinct_rate(labels: np.ndarray, converged: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Distinct non-negative labels per converged start, along ``axis`` (vectorised)."""
-    labels = np.asarray(labels)
-    conv = np.asarray(converged, dtype=bool)
-    # count distinct labels >= 0 per row by sorting
-    lab = np.where(labels >= 0, labels, -1)
-    s = np.sort(lab, axis=axis)
-    first = np.ones_like(s, dtype=bool)
-    sl_a = [slice(None)] * s.ndim
-    sl_b = [slice(None)] * s.ndim
-    sl_a[axis] = slice(1, None)
-    sl_b[axis] = slice(None, -1)
-    first[tuple(sl_a)] = s[tuple(sl_a)] != s[tuple(sl_b)]
-    distinct = (first & (s >= 0)).sum(axis=axis)
-    n = conv.sum(axis=axis)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(n > 0, distinct / np.maximum(n, 1), np.nan)
-
-
-def compare_studies(
-    rnn: pd.DataFrame,
-    tdnn: pd.DataFrame,
-    rng: np.random.Generator | None = None,
-    n_resamples: int = 2000,
-    confidence: float = 0.95,
-) -> pd.DataFrame:
-    """RNN versus TDNN statistics of two analysed studies on the same data and seeds (C3).
-
-    Starts are paired by seed index (only seeds present in both count). For each statistic
-    (``distinct_per_start``, ``stall_rate``, ``unconverged_rate``) the table gives both values
-    (``rnn``, ``tdnn``) and, in rows with ``measure`` = ``"difference"`` (RNN - TDNN) or
-    ``"ratio"`` (RNN / TDNN), the ``value`` with ``value_low``/``value_high``: a paired
-    percentile bootstrap interval, resampling seed indices with replacement (the same resample
-    for both models; a resampled start's optimum counts once in the distinct count). The
-    bootstrap is done with numpy rather than ``scipy.stats.bootstrap`` because a resample may
-    have no converged start (an undefined rate): those resamples are dropped, their share is
-    reported as ``1 - resamples_defined``, and no interval is given if more than half are
-    undefined. ``rng`` seeds the bootstrap (default ``default_rng(0)``).
-    """
-    rng = np.random.default_rng(0) if rng is None else rng
-    a = rnn.set_index("seed")
-    b = tdnn.set_index("seed")
-    seeds = np.intersect1d(a.index.to_numpy(), b.index.to_numpy())
-    if seeds.size < 2:
-        raise ValueError("the two studies share fewer than 2 seed indices; nothing to compare")
-    a, b = a.loc[seeds], b.loc[seeds]
-    conv_classes = ["minimum", "saddle", "plateau"]
-    data = (
-        a["cluster"].to_numpy(),
-        a["class"].isin(conv_classes).to_numpy().astype(float),
-        a["stalled"].to_numpy().astype(float),
-        b["cluster"].to_numpy(),
-        b["class"].isin(conv_classes).to_numpy().astype(float),
-        b["stalled"].to_numpy().astype(float),
-    )
-
-    def per_model(lab: np.ndarray, conv: np.ndarray, stall: np.ndarray, axis: int) -> tuple:
-        n = conv.sum(axis=axis)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            distinct = _distinct_rate(lab, conv > 0, axis=axis)
-            stall_rate = np.where(n > 0, stall.sum(axis=axis) / np.maximum(n, 1), np.nan)
-        unconv = 1.0 - conv.mean(axis=axis)
-        return distinct, stall_rate, unconv
-
-    names = ("distinct_per_start", "stall_rate", "unconverged_rate")
-    point_a = per_model(*data[:3], axis=-1)
-    point_b = per_model(*data[3:], axis=-1)
-    idx = rng.integers(0, seeds.size, size=(n_resamples, seeds.size))  # paired resamples
-    lab_a, conv_a, stall_a, lab_b, conv_b, stall_b = (x[idx] for x in data)
-    boot_a = per_model(lab_a, conv_a, stall_a, axis=-1)
-    boot_b = per_model(lab_b, conv_b, stall_b, axis=-1)
-    alpha = 100 * (1 - confidence) / 2
-    rows = []
-    for i, name in enumerate(names):
-        for what in ("difference", "ratio"):
-            with np.errstate(divide="ignore", invalid="ignore"):
-                if what == "difference":
-                    point = float(point_a[i] - point_b[i])
-                    boot = boot_a[i] - boot_b[i]
-                else:
-                    point = float(point_a[i] / point_b[i]) if point_b[i] != 0 else math.nan
-                    boot = np.where(boot_b[i] != 0, boot_a[i] / boot_b[i], np.nan)
-            finite = np.isfinite(boot)
-            lo = hi = math.nan
-            if math.isfinite(point) and finite.mean() >= 0.5:
-                lo, hi = (float(v) for v in np.percentile(boot[finite], [alpha, 100 - alpha]))
-            rows.append(
-                {
-                    "statistic": name,
-                    "measure": what,
-                    "rnn": float(point_a[i]),
-                    "tdnn": float(point_b[i]),
-                    "value": point,
-                    "value_low": lo,
-                    "value_high": hi,
-                    "n_seeds": int(seeds.size),
-                    "resamples_defined": float(finite.mean()),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
 # ------------------------------------------------------------------------------ pipeline
 def _model_of(row: pd.Series) -> Any:
-    import tasks
-    from suite.models import make_model
-
     task = tasks.get(row["task"], **row["task_params"])
     return make_model(row["model"], task.n_in, task.n_out, **row["model_params"])
 
@@ -693,8 +414,8 @@ class OptimaAnalysis:
     ``starts``: one row per start with class, cluster, stall gap (:func:`analyse_study`);
     ``summary``: one row per study (:func:`summarize_study` plus the study's task/model
     columns); ``optima``: one row per distinct optimum (:func:`optima_table`) with ``study``;
-    ``comparison``: RNN versus TDNN-twin statistics (:func:`compare_studies`) per pair of
-    studies on the same task spec with the same method.
+    ``comparison``: RNN versus TDNN-twin statistics per pair of studies on the same task spec
+    with the same method (:func:`suite.analysis.twins.twin_comparisons`).
     """
 
     starts: pd.DataFrame
@@ -757,7 +478,7 @@ def analyse_records(
     all_starts = pd.concat(parts, ignore_index=True) if parts else starts
     summary = pd.DataFrame(summaries)
     optima_df = pd.concat(optima, ignore_index=True) if optima else pd.DataFrame()
-    comparison = _twin_comparisons(all_starts, rng, n_resamples)
+    comparison = twin_comparisons(all_starts, rng, n_resamples)
     return OptimaAnalysis(all_starts, summary, optima_df, comparison)
 
 
@@ -777,27 +498,3 @@ def _study_features(model: Any, df: pd.DataFrame, spec: dict) -> np.ndarray:
     if ok.any():
         out[ok] = function_features(model, thetas[ok], split)
     return out
-
-
-def _twin_comparisons(starts: pd.DataFrame, rng: np.random.Generator, n: int) -> pd.DataFrame:
-    if starts.empty:
-        return pd.DataFrame()
-    from suite.seeding import canonical_json
-
-    starts = starts.assign(_task=[canonical_json(p) for p in starts["task_params"]])
-    rows = []
-    for (task, _tparams, method), g in starts.groupby(["task", "_task", "method"], sort=False):
-        rnn = {s: d for s, d in g[g["model"] == "elman"].groupby("study", sort=False)}
-        tdnn = {s: d for s, d in g[g["model"] == "tdnn"].groupby("study", sort=False)}
-        for r_study, r_df in rnn.items():
-            for t_study, t_df in tdnn.items():
-                try:
-                    c = compare_studies(r_df, t_df, rng, n)
-                except ValueError:
-                    continue
-                c.insert(0, "tdnn_study", t_study)
-                c.insert(0, "rnn_study", r_study)
-                c.insert(0, "method", method)
-                c.insert(0, "task", task)
-                rows.append(c)
-    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()

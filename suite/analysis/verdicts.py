@@ -7,7 +7,7 @@ verdict is typed by hand. Bootstraps resample seeds (or starts) with replacement
 ``numpy.random.default_rng(0)`` so a report is reproducible.
 
 C1 "BPTT trains RNNs much faster than general-purpose optimizers" (``speed`` experiment):
-    per problem, the best BPTT-based optimizer (registered with the ``gradient`` tag) and the best
+    per problem, the best BPTT-based optimizer (its record tagged ``gradient``) and the best
     black-box optimizer (no ``gradient`` tag) by ERT in fe (COCO: cost summed over all runs /
     successful runs). Effect: ERT(black-box) / ERT(BPTT) in fe and in seconds, paired bootstrap
     over seeds. When neither family reaches the target, the effect is the ratio of median final
@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from suite.analysis import stats
 from suite.analysis.metrics import ert, time_to_target
+from suite.analysis.optima import Thresholds
+from suite.analysis.stats import Effect
 
 N_BOOT = 2000
 CONFIDENCE = 0.95
@@ -105,46 +106,25 @@ COLUMNS = [
 ]
 
 
-@dataclass(frozen=True)
-class Effect:
-    """A point estimate with its bootstrap interval."""
-
-    value: float
-    low: float
-    high: float
-
-
-def paired_bootstrap(
-    n: int, stat: Callable[[np.ndarray], np.ndarray], n_boot: int = N_BOOT, seed: int = 0
-) -> Effect:
-    """Point value ``stat(arange(n))`` and the percentile interval over index resamples.
-
-    ``stat`` maps an index array ``[..., n]`` to values ``[...]`` (vectorised). Resamples whose
-    statistic is NaN (undefined, e.g. no success on either side) are dropped.
-    """
-    rng = np.random.default_rng(seed)
-    point = float(stat(np.arange(n)[None, :])[0])
-    idx = rng.integers(0, n, size=(n_boot, n))
-    values = np.asarray(stat(idx), dtype=float)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return Effect(point, math.nan, math.nan)
-    alpha = (1 - CONFIDENCE) / 2
-    lo, hi = np.quantile(values, [alpha, 1 - alpha], method="inverted_cdf")
-    return Effect(point, float(lo), float(hi))
+def paired_bootstrap(n: int, stat: Callable[[np.ndarray], np.ndarray]) -> Effect:
+    """:func:`suite.analysis.stats.paired_bootstrap` with this module's ``N_BOOT``,
+    ``CONFIDENCE`` and a fresh ``default_rng(0)`` (each verdict reproducible on its own)."""
+    return stats.paired_bootstrap(
+        n, stat, n_boot=N_BOOT, confidence=CONFIDENCE, rng=np.random.default_rng(0)
+    )
 
 
-def _gradient_names(names: list[str]) -> set[str]:
-    from suite.optimizers import optimizer_info
-
-    out = set()
-    for name in names:
-        try:
-            if "gradient" in optimizer_info(name)["tags"]:
-                out.add(name)
-        except (KeyError, ValueError):
-            continue
-    return out
+def gradient_names(trials: pd.DataFrame) -> set[str]:
+    """Registered names (``optimizer_name``) of the optimizers tagged ``gradient`` in the
+    trials frame's ``tags`` column (sorted, comma-joined tags stored with each record), so a
+    plugin's gradient method counts as BPTT whether or not the plugin is loaded when reporting."""
+    if "tags" not in trials:
+        raise ValueError(
+            "the trials frame lacks the column 'tags' (optimizer tags, one comma-joined string "
+            "per trial, from suite.store.load_results)"
+        )
+    tagged = trials["tags"].fillna("").astype(str).str.split(",").map(lambda t: "gradient" in t)
+    return set(trials.loc[tagged.to_numpy(dtype=bool), "optimizer_name"])
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -189,10 +169,10 @@ def verdict_c1(trials: pd.DataFrame, trace: pd.DataFrame, evidence: str = "") ->
         return pd.DataFrame(columns=COLUMNS)
     hits = time_to_target(trials, trace)
     hits = hits.merge(trials[["key", "optimizer_name", "final_train_loss"]], on="key", how="left")
-    gradient = _gradient_names(sorted(trials["optimizer_name"].unique()))
+    gradient = gradient_names(trials)
     for problem, g in hits.groupby("problem", sort=False):
         seeds = np.array(sorted(g["seed"].unique()))
-        per: dict[str, dict[str, Any]] = {}
+        per: dict[str, dict[str, np.ndarray]] = {}
         for opt, o in g.groupby("optimizer", sort=False):
             o = o.set_index("seed").reindex(seeds)
             if o["hit"].isna().any():  # an optimizer missing seeds cannot be paired
@@ -359,8 +339,6 @@ def verdict_c2(starts: pd.DataFrame, summary: pd.DataFrame, evidence: str = "") 
     Effect 1: stall rate (stalled minima / converged starts). Effect 2: share of all starts
     (diverged aside) whose end loss lies above the stall margin, whatever their class.
     """
-    from suite.analysis.optima import Thresholds
-
     rel = Thresholds().stall_rel
     rows = []
     elman = summary[summary["model"] == "elman"]
@@ -414,8 +392,6 @@ def _c3_rule(diff: Effect) -> str:
 
 def _above_margin(starts: pd.DataFrame, study: str) -> pd.Series:
     """Per seed: does the start end above its study's stall margin (diverged count as above)?"""
-    from suite.analysis.optima import Thresholds
-
     g = starts[starts["study"] == study]
     above = (g["stall_gap"].to_numpy(dtype=float) > Thresholds().stall_rel) | (
         g["class"].to_numpy() == "diverged"
@@ -426,7 +402,7 @@ def _above_margin(starts: pd.DataFrame, study: str) -> pd.Series:
 def verdict_c3(starts: pd.DataFrame, comparison: pd.DataFrame, evidence: str = "") -> pd.DataFrame:
     """C3 per RNN/TDNN pair: the share of starts that end above their model's stall margin
     (whatever their class), RNN minus TDNN, paired by seed index (effect 1); the stall rate of
-    converged starts (:func:`suite.analysis.optima.compare_studies`) as effect 2."""
+    converged starts (:func:`suite.analysis.twins.compare_studies`) as effect 2."""
     rows = []
     if comparison.empty:
         return pd.DataFrame(columns=COLUMNS)
@@ -435,11 +411,7 @@ def verdict_c3(starts: pd.DataFrame, comparison: pd.DataFrame, evidence: str = "
         a, b = _above_margin(starts, rnn), _above_margin(starts, tdnn)
         seeds = np.intersect1d(a.index, b.index)
         a, b = a.loc[seeds].to_numpy(float), b.loc[seeds].to_numpy(float)
-
-        def difference(idx: np.ndarray, a: np.ndarray = a, b: np.ndarray = b) -> np.ndarray:
-            return a[idx].mean(-1) - b[idx].mean(-1)
-
-        diff = paired_bootstrap(len(seeds), difference)
+        diff = paired_bootstrap(len(seeds), lambda idx, a=a, b=b: a[idx].mean(-1) - b[idx].mean(-1))
         r = c.loc["stall_rate"]
         stall = Effect(float(r["value"]), float(r["value_low"]), float(r["value_high"]))
         u = c.loc["unconverged_rate"]

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 
 import suite.analysis.optima
-import suite.report.optima_plots
+import suite.report.optima
 import suite.store
 import tasks
 from suite import seeding
@@ -377,7 +377,7 @@ def _analyse(folder: Path) -> Any:
 
 
 def _report(folder: Path, opts: ReportOptions) -> list[Path]:
-    return suite.report.optima_plots.write_optima_report(folder, pdf=opts.pdf)
+    return suite.report.optima.write_optima_report(folder, pdf=opts.pdf)
 
 
 KIND = register_kind(

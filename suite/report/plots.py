@@ -1,15 +1,16 @@
-"""Figures of a results folder, drawn from the frames of :mod:`suite.analysis.metrics`.
+"""Figures of a results folder, drawn from the frames of :mod:`suite.analysis.metrics` and
+:mod:`suite.analysis.profiles`.
 
-Every function takes a frame that a metrics function computed and only draws it (no statistics
+Every function takes a frame that an analysis function computed and only draws it (no statistics
 here). Figures are plain :class:`matplotlib.figure.Figure` objects (no pyplot state, Agg-safe);
 :func:`save_figure` writes PNG and, on request, PDF. Each optimizer has one colour, marker and
 line style in every figure (:mod:`suite.report.style`); costs are on log axes with their units.
 
 Example::
 
-    from suite.analysis import metrics
+    from suite.analysis import profiles
     from suite.report import plots
-    curves = metrics.loss_curves(results.trace, "fe")
+    curves = profiles.loss_curves(results.trace, "fe")
     fig = plots.plot_loss_curves(curves, clock="fe")
     plots.save_figure(fig, "figures", "loss_fe")
 """
@@ -38,7 +39,11 @@ __all__ = [
     "plot_performance_profile",
     "plot_runtime_ecdf",
     "plot_speed_ratios",
+    "empty_figure",
+    "panel_grid",
+    "plain_log_axis",
     "save_figure",
+    "short_title",
 ]
 
 
@@ -55,6 +60,39 @@ def save_figure(
         for path in paths:
             fig.savefig(path, metadata={"Software": None} if path.suffix == ".png" else None)
     return paths
+
+
+def panel_grid(
+    n: int, ncols: int = 3, width: float = 3.6, height: float = 2.8
+) -> tuple[Figure, list]:
+    """A figure of ``n`` panels, ``ncols`` per row, each ``width x height`` inches."""
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
+    return fig, axes
+
+
+def short_title(text: str, width: int = 48) -> str:
+    """``text`` wrapped to lines of at most ``width`` characters (a panel title)."""
+    return "\n".join(textwrap.wrap(str(text), width)) or str(text)
+
+
+def empty_figure(message: str) -> Figure:
+    """A small figure that only says ``message`` (nothing to draw)."""
+    fig = Figure(figsize=(4, 2))
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    ax.set_axis_off()
+    return fig
+
+
+def plain_log_axis(ax: Any, which: str = "x") -> None:
+    """Plain major tick labels on a log axis, no minor labels (they overlap)."""
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
 
 
 def _wrap(text: str, width: int = 42) -> str:
@@ -193,7 +231,7 @@ def plot_loss_curves(
 ) -> Figure:
     """Median (line) and interquartile band of the loss vs cost, one log-log panel per problem.
 
-    ``curves`` is :func:`metrics.loss_curves`; ``targets`` maps a problem to its success target,
+    ``curves`` is :func:`profiles.loss_curves`; ``targets`` maps a problem to its success target,
     drawn as a dashed line.
     """
     _require(curves, ["problem", "optimizer", "cost", "low", "median", "high"], "curves")
@@ -249,7 +287,7 @@ def plot_runtime_ecdf(
 ) -> Figure:
     """Runtime ECDFs (fixed-target view): one panel per problem, plus one for all problems.
 
-    ``ecdf`` is :func:`metrics.runtime_ecdf`; ``aggregated`` is :func:`metrics.aggregate_ecdf`.
+    ``ecdf`` is :func:`profiles.runtime_ecdf`; ``aggregated`` is :func:`profiles.aggregate_ecdf`.
     """
     _require(ecdf, ["problem", "optimizer", "cost", "fraction"], "ecdf")
     problems = _order(ecdf, "problem")
@@ -292,7 +330,7 @@ def plot_final_losses(
 ) -> Figure:
     """Box plots with every seed's point of the end-of-budget loss, one panel per problem.
 
-    ``final`` is :func:`metrics.final_losses` (or any frame with ``problem, optimizer, split,
+    ``final`` is :func:`profiles.final_losses` (or any frame with ``problem, optimizer, split,
     loss``). Points are spread deterministically (no random jitter); non-finite losses are not
     drawn and are counted in the x tick label.
     """
@@ -359,7 +397,7 @@ def plot_performance_profile(
 ) -> Figure:
     """Dolan-More performance profiles: fraction of problems within ``tau`` times the best.
 
-    ``profile`` is :func:`metrics.performance_profile`.
+    ``profile`` is :func:`profiles.performance_profile`.
     """
     _require(profile, ["optimizer", "tau", "fraction"], "profile")
     optimizers = _order(profile, "optimizer")

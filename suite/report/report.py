@@ -22,7 +22,7 @@ import pandas as pd
 
 import suite.report.plots as plots
 import suite.report.tables as tables
-from suite.analysis import metrics
+from suite.analysis import metrics, profiles
 from suite.report.style import base_name
 from suite.store import Results, load_results
 
@@ -98,16 +98,16 @@ def analyse(
         )
     speed = tables.speed_table_from(paired["fe"], paired["seconds"]) if several else empty
     quality = tables.quality_table(trials, reference, n_boot=n_boot, rng=rng) if several else empty
-    curves = {c: metrics.loss_curves(trace, c) for c in metrics.CLOCKS}
+    curves = {c: profiles.loss_curves(trace, c) for c in metrics.CLOCKS}
     ecdf = {
-        c: metrics.runtime_ecdf(
-            ladder_hits, c, grid=metrics.cost_grid(trace, c) if len(trace) else None
+        c: profiles.runtime_ecdf(
+            ladder_hits, c, grid=profiles.cost_grid(trace, c) if len(trace) else None
         )
         for c in metrics.CLOCKS
     }
-    ecdf_all = {c: metrics.aggregate_ecdf(e) for c, e in ecdf.items()}
+    ecdf_all = {c: profiles.aggregate_ecdf(e) for c, e in ecdf.items()}
     ert = summary[["problem", "optimizer", "ert_fe"]].rename(columns={"ert_fe": "ert"})
-    profile = metrics.performance_profile(ert, "ert")
+    profile = profiles.performance_profile(ert, "ert")
     targets = trials.groupby("problem", sort=False)["target_loss"].median().to_dict()
     return Analysis(
         trials=trials,
@@ -123,7 +123,7 @@ def analyse(
         curves=curves,
         ecdf=ecdf,
         ecdf_all=ecdf_all,
-        final=metrics.final_losses(trials),
+        final=profiles.final_losses(trials),
         ert=ert,
         profile=profile,
         targets=targets,

@@ -43,6 +43,9 @@ PALETTE: tuple[str, ...] = (
 )
 """Fixed colour palette; index ``i`` is the colour of slot ``i``."""
 
+MODEL_COLORS: dict[str, str] = {"elman": PALETTE[0], "tdnn": PALETTE[1], "cliff": PALETTE[2]}
+"""One colour per model (the RNN and its feed-forward twin)."""
+
 MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p")
 """Fixed marker list; markers cycle with a different period than colours."""
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from suite.analysis import metrics
+from suite.analysis import metrics, profiles, stats
 from suite.report.style import base_name
 
 _BIG = 1e300
@@ -269,12 +269,12 @@ def summary_table(
     (median, with quartiles as ``_low``/``_high``); ``median_fe_to_target`` and
     ``median_seconds_to_target`` (median over all runs, a failure counting as ``inf``);
     ``ert_fe`` and ``ert_seconds`` with bootstrap intervals (:func:`metrics.ert_table`);
-    ``anytime`` (median :func:`metrics.anytime_score`); ``statuses`` (share of each status).
+    ``anytime`` (median :func:`profiles.anytime_score`); ``statuses`` (share of each status).
     ``hits`` defaults to :func:`metrics.time_to_target` at each record's target.
     """
     if hits is None:
         hits = metrics.time_to_target(trials, trace)
-    rng = metrics._rng(rng)
+    rng = stats.as_generator(rng)
     by = ["problem", "optimizer"]
     g = trials.groupby(by, sort=False, observed=True)
     out = g.size().rename("runs").to_frame()
@@ -298,7 +298,7 @@ def summary_table(
         out[f"ert_{clock}"] = e["ert"]
         out[f"ert_{clock}_low"] = e["ert_low"]
         out[f"ert_{clock}_high"] = e["ert_high"]
-    anytime = metrics.anytime_score(trials, trace)
+    anytime = profiles.anytime_score(trials, trace)
     out["anytime"] = anytime.groupby(by, sort=False)["anytime"].median()
     out["statuses"] = g["status"].agg(_status_text)
     return out.reset_index()
@@ -321,7 +321,7 @@ def speed_table(
     Holm's correction across all rows; ``effect_fe`` is the rank-biserial correlation (+1:
     faster on every seed) with its interval; ``better_worse`` counts seeds (fe clock).
     """
-    rng = metrics._rng(rng)
+    rng = stats.as_generator(rng)
     kw: dict[str, Any] = {"n_boot": n_boot, "confidence": confidence, "rng": rng}
     fe = metrics.paired_comparison(trials, reference, hits=hits, metric="time", clock="fe", **kw)
     sec = metrics.paired_comparison(
@@ -372,7 +372,7 @@ def quality_table(
         metric="final_train_loss",
         n_boot=n_boot,
         confidence=confidence,
-        rng=metrics._rng(rng),
+        rng=stats.as_generator(rng),
     )
     out = q[["problem", "optimizer", "reference", "n_pairs"]].rename(columns={"n_pairs": "pairs"})
     out["better_worse"] = [f"{b} / {w}" for b, w in zip(q["n_better"], q["n_worse"], strict=True)]
@@ -390,7 +390,7 @@ def fixed_budget_table(
 
     For each problem the budget ``B`` is the median ``budget_fe`` of its trials (if unset: the
     largest fe spent); column ``at_<f>`` holds the median over seeds of
-    :func:`metrics.fixed_budget` at ``f * B`` (NaN while fewer than half the runs have reported,
+    :func:`profiles.fixed_budget` at ``f * B`` (NaN while fewer than half the runs have reported,
     counting a run without a checkpoint yet as ``+inf``).
     """
     f = np.asarray(list(fractions), dtype=float)
@@ -404,7 +404,7 @@ def fixed_budget_table(
         tr = trace[trace["problem"] == problem]
         if tr.empty or not np.isfinite(budget) or budget <= 0:
             continue
-        fb = metrics.fixed_budget(tr, (f * budget).tolist())
+        fb = profiles.fixed_budget(tr, f * budget)
         loss = fb["train_loss"].astype(float).fillna(np.inf).clip(upper=_BIG)
         med = loss.groupby([fb["optimizer"], fb["budget"]], sort=False).median().unstack()
         med = med.where(med < _BIG / 10)

@@ -1,257 +1,59 @@
-"""Figures and tables of local-optimum studies and error-surface diagnostics (C2, C3, C4).
+"""Figures and tables of error-surface diagnostics (statement C4).
 
-Every ``plot_*`` function draws a frame computed by :mod:`suite.analysis.optima` or
-:mod:`suite.analysis.landscape` and returns a :class:`matplotlib.figure.Figure` (no pyplot
-state; Agg-safe); nothing is computed here beyond binning and the closed-form cliff surface.
-:func:`write_optima_report` and :func:`write_landscape_report` turn a results folder into
-``tables/optima_*.{csv,md}`` / ``tables/landscape_*`` and ``figures/optima_*.png`` /
-``figures/landscape_*.png`` and return the paths written.
+Every ``plot_*`` function draws a frame computed by :mod:`suite.analysis.landscape` and returns
+a :class:`matplotlib.figure.Figure` (no pyplot state; Agg-safe); nothing is computed here beyond
+the closed-form cliff surface (:func:`suite.probes.cliff_surface`).
+:func:`write_landscape_report` turns a results folder into ``tables/landscape_*.{csv,md}`` and
+``figures/landscape_*.png`` and returns the paths.
 
 Example::
 
-    from suite.report.optima_plots import write_optima_report
-    paths = write_optima_report("results/optima_demo")
+    from suite.report.landscape import write_landscape_report
+    paths = write_landscape_report("results/landscape")
 """
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
-import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from matplotlib import colors as mcolors
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from suite.report.style import PALETTE, optimizer_style, styled
+from suite.analysis.landscape import (
+    aggregate_slices,
+    analyse_landscape,
+    cliff_end_points,
+    landscape_records,
+)
+from suite.probes import cliff_surface
+from suite.report.plots import (
+    empty_figure,
+    panel_grid,
+    plain_log_axis,
+    save_figure,
+)
+from suite.report.style import MODEL_COLORS, PALETTE, optimizer_style, styled
+from suite.report.tables import write_table
+from suite.store import load_results
 
 __all__ = [
-    "CLASS_COLORS",
-    "MODEL_COLORS",
-    "plot_basin_shares",
-    "plot_class_counts",
     "plot_cliff",
-    "plot_final_losses",
     "plot_interpolation",
     "plot_lyapunov",
     "plot_roughness",
     "plot_slices_1d",
     "plot_slices_2d",
-    "plot_stall_trend",
     "plot_truncation",
-    "plot_twin_comparison",
     "write_landscape_report",
-    "write_optima_report",
 ]
 
-CLASS_COLORS: dict[str, str] = {
-    "minimum": PALETTE[0],
-    "saddle": PALETTE[1],
-    "plateau": PALETTE[4],
-    "unchecked": PALETTE[8],
-    "not converged": PALETTE[5],
-    "diverged": PALETTE[6],
-}
-"""One colour per end-point class."""
 
-MODEL_COLORS: dict[str, str] = {"elman": PALETTE[0], "tdnn": PALETTE[1], "cliff": PALETTE[2]}
-"""One colour per model (the RNN and its feed-forward twin)."""
-
-
-def _save(fig: Figure, directory: Path, name: str, pdf: bool = False) -> list[Path]:
-    try:
-        from suite.report.plots import save_figure
-    except ImportError:  # the plots module is optional for this one
-        directory.mkdir(parents=True, exist_ok=True)
-        paths = [directory / f"{name}.png"] + ([directory / f"{name}.pdf"] if pdf else [])
-        for p in paths:
-            fig.savefig(p)
-        return paths
-    return save_figure(fig, directory, name, pdf=pdf)
-
-
-def _write_table(frame: pd.DataFrame, directory: Path, name: str) -> list[Path]:
-    try:
-        from suite.report.tables import write_table
-    except ImportError:
-        directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{name}.csv"
-        frame.to_csv(path, index=False)
-        return [path]
-    return list(write_table(frame, directory, name).values())
-
-
-def _grid(n: int, ncols: int = 3, width: float = 3.6, height: float = 2.8) -> tuple[Figure, list]:
-    ncols = max(1, min(ncols, n))
-    nrows = max(1, math.ceil(n / ncols))
-    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
-    axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(n)]
-    return fig, axes
-
-
-def _short(text: str, width: int = 48) -> str:
-    import textwrap
-
-    return "\n".join(textwrap.wrap(str(text), width)) or str(text)
-
-
-def _empty(message: str) -> Figure:
-    fig = Figure(figsize=(4, 2))
-    ax = fig.add_subplot()
-    ax.text(0.5, 0.5, message, ha="center", va="center")
-    ax.set_axis_off()
-    return fig
-
-
-# ---------------------------------------------------------------------------- optima (C2/C3)
-@styled
-def plot_final_losses(starts: pd.DataFrame, bins: int = 40) -> Figure:
-    """Histogram of final train losses per study (log-spaced bins), stacked by end-point class;
-    the dashed line is the best loss, the dotted one the trivial predictor's loss."""
-    if starts.empty:
-        return _empty("no start records")
-    studies = list(dict.fromkeys(starts["study"]))
-    fig, axes = _grid(len(studies), ncols=2, width=4.4)
-    finite = starts["loss"][np.isfinite(starts["loss"]) & (starts["loss"] > 0)]
-    lo = max(float(finite.min()) if len(finite) else 1e-8, 1e-12)
-    hi = max(float(finite.max()) if len(finite) else 1.0, lo * 10)
-    edges = np.geomspace(lo * 0.9, hi * 1.1, bins + 1)
-    for ax, study in zip(axes, studies, strict=True):
-        df = starts[starts["study"] == study]
-        data, labels, cols = [], [], []
-        for cls, col in CLASS_COLORS.items():
-            v = df.loc[(df["class"] == cls) & np.isfinite(df["loss"]), "loss"].clip(lower=edges[0])
-            if len(v):
-                data.append(v.to_numpy())
-                labels.append(f"{cls} ({len(v)})")
-                cols.append(col)
-        if data:
-            ax.hist(data, bins=edges, stacked=True, color=cols, label=labels)
-        ax.set_xscale("log")
-        ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(numticks=6))
-        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        best = df.loc[df["class"] != "diverged", "loss"].min()
-        if np.isfinite(best):
-            ax.axvline(best, color="k", ls="--", lw=0.8)
-        base = df["baseline_loss"].median()
-        if np.isfinite(base):
-            ax.axvline(base, color="k", ls=":", lw=0.8)
-        ax.set_title(_short(study), fontsize=8)
-        ax.set_xlabel("final train loss")
-        ax.set_ylabel("starts")
-        ax.legend(fontsize=6, loc="upper left")
-    fig.suptitle("Final train loss of every start (dashed: best; dotted: trivial predictor)")
-    return fig
-
-
-@styled
-def plot_class_counts(summary: pd.DataFrame) -> Figure:
-    """Share of starts per end-point class, one horizontal stacked bar per study."""
-    if summary.empty:
-        return _empty("no studies")
-    fig = Figure(figsize=(7.5, 0.45 * len(summary) + 1.4), layout="constrained")
-    ax = fig.add_subplot()
-    y = np.arange(len(summary))
-    left = np.zeros(len(summary))
-    for cls, col in CLASS_COLORS.items():
-        key = f"n_{cls.replace(' ', '_')}"
-        if key not in summary:
-            continue
-        frac = summary[key].to_numpy(dtype=float) / summary["n_starts"].to_numpy(dtype=float)
-        ax.barh(y, frac, left=left, color=col, label=cls)
-        left += frac
-    ax.set_yticks(y, [_short(s, 60) for s in summary["study"]], fontsize=7)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("share of starts")
-    ax.legend(ncols=3, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0))
-    return fig
-
-
-@styled
-def plot_basin_shares(optima: pd.DataFrame, top: int = 12) -> Figure:
-    """Basin shares of the ``top`` most popular optima per study, coloured by stall gap
-    (0 = the best loss found, 1 = the trivial predictor's loss)."""
-    if optima.empty:
-        return _empty("no minima found")
-    studies = list(dict.fromkeys(optima["study"]))
-    fig, axes = _grid(len(studies), ncols=2, width=4.4)
-    cmap = matplotlib.colormaps["viridis"]
-    norm = mcolors.Normalize(0, 1)
-    for ax, study in zip(axes, studies, strict=True):
-        df = optima[optima["study"] == study].sort_values("share", ascending=False).head(top)
-        x = np.arange(len(df))
-        gap = df["stall_gap"].to_numpy(dtype=float).clip(0, 1)
-        ax.bar(x, df["share"].to_numpy(dtype=float), color=cmap(norm(gap)))
-        ax.set_xticks(x, [f"{v:.2g}" for v in df["loss"]], rotation=60, fontsize=6)
-        ax.set_xlabel("optimum (its best train loss)")
-        ax.set_ylabel("share of converged starts")
-        ax.set_title(_short(f"{study}: {int(optima['study'].eq(study).sum())} optima"), fontsize=8)
-    fig.colorbar(matplotlib.cm.ScalarMappable(norm, cmap), ax=axes, label="stall gap", shrink=0.8)
-    return fig
-
-
-@styled
-def plot_stall_trend(summary: pd.DataFrame, x: str = "seq_len") -> Figure:
-    """Stall rate and distinct optima per converged start against ``x`` (``seq_len`` or
-    ``spectral_radius``), one line per task/model/method."""
-    if summary.empty or x not in summary or summary[x].nunique() < 2:
-        return _empty(f"no variation in {x}")
-    fig, axes = _grid(2, ncols=2, width=4.0)
-    group_cols = ["task", "model", "method"] + (["spectral_radius"] if x == "seq_len" else [])
-    frame = summary.copy()
-    frame["spectral_radius"] = frame["spectral_radius"].astype(object)
-    for i, (key, g) in enumerate(frame.groupby(group_cols, sort=False, dropna=False)):
-        g = g.sort_values(x)
-        label = " / ".join(str(k) for k in key if k is not None and k == k)
-        color = MODEL_COLORS.get(g["model"].iloc[0], PALETTE[i % len(PALETTE)])
-        ls = ["-", "--", ":", "-."][i % 4]
-        for ax, col in zip(axes, ("stall_rate", "distinct_per_start"), strict=True):
-            ax.plot(g[x], g[col], marker="o", color=color, ls=ls, label=label)
-    for ax, col in zip(
-        axes,
-        ("stall rate (per converged start)", "distinct optima per converged start"),
-        strict=True,
-    ):
-        ax.set_xlabel("sequence length T" if x == "seq_len" else "initial spectral radius of W_h")
-        ax.set_ylabel(col)
-        if x == "seq_len" and summary[x].max() / max(summary[x].min(), 1) >= 10:
-            ax.set_xscale("log")
-    axes[0].legend(fontsize=6)
-    return fig
-
-
-@styled
-def plot_twin_comparison(comparison: pd.DataFrame) -> Figure:
-    """RNN minus TDNN (difference, with its paired bootstrap interval) of each statistic,
-    one row per RNN/TDNN pair: right of zero means more for the RNN (what C3 predicts)."""
-    if comparison.empty:
-        return _empty("no RNN/TDNN pairs")
-    df = comparison[comparison["measure"] == "difference"].reset_index(drop=True)
-    stats_ = list(dict.fromkeys(df["statistic"]))
-    pairs = list(dict.fromkeys(df["rnn_study"]))
-    fig = Figure(figsize=(3.2 * len(stats_) + 2.4, 0.45 * len(pairs) + 1.3), layout="constrained")
-    axes = fig.subplots(1, len(stats_), sharey=True, squeeze=False)[0]
-    y = np.arange(len(pairs))
-    for ax, stat in zip(axes, stats_, strict=True):
-        d = df[df["statistic"] == stat].set_index("rnn_study").reindex(pairs)
-        lo = (d["value"] - d["value_low"]).fillna(0).clip(lower=0)
-        hi = (d["value_high"] - d["value"]).fillna(0).clip(lower=0)
-        ax.errorbar(d["value"], y, xerr=np.vstack([lo, hi]), fmt="o", color=PALETTE[0], capsize=3)
-        ax.axvline(0, color="k", lw=0.8)
-        ax.set_xlabel(f"{stat.replace('_', ' ')}\nRNN - TDNN")
-    axes[0].set_yticks(y, [_short(s, 36) for s in pairs], fontsize=6)
-    axes[0].invert_yaxis()
-    return fig
-
-
-# ------------------------------------------------------------------------------ landscape (C4)
 @styled
 def plot_roughness(slices: pd.DataFrame, x: str = "seq_len", where: str = "init") -> Figure:
     """Roughness (local minima per unit length, normalised total variation, gradient-norm
@@ -259,14 +61,14 @@ def plot_roughness(slices: pd.DataFrame, x: str = "seq_len", where: str = "init"
     standard error; Elman lines per value of the other axis, the TDNN twin dashed."""
     df = slices[slices["where"] == where] if not slices.empty else slices
     if df.empty or df[x].nunique() < 2:
-        return _empty(f"no variation in {x} ({where})")
+        return empty_figure(f"no variation in {x} ({where})")
     metrics = [
         ("minima_per_unit", "local minima per unit length"),
         ("tv_norm", "total variation / range"),
         ("log10_grad_spread", "log10 (q95 / q5) of |grad|"),
     ]
     tasks_ = list(dict.fromkeys(df["task"]))
-    fig, axes = _grid(len(metrics) * len(tasks_), ncols=3, width=3.5)
+    fig, axes = panel_grid(len(metrics) * len(tasks_), ncols=3, width=3.5)
     other = "spectral_radius" if x == "seq_len" else "seq_len"
     df = df.copy()
     df[other] = df[other].astype(float)
@@ -321,7 +123,7 @@ def plot_lyapunov(lyapunov: pd.DataFrame, reference: pd.DataFrame | None = None)
     training (Elman networks driven by their task inputs), and the reference check of
     ``tanh(W h)`` with ``W ~ N(0, g^2/N)`` against Sompolinsky et al.'s values."""
     n = 1 + (reference is not None and not reference.empty)
-    fig, axes = _grid(n, ncols=2, width=4.2, height=3.2)
+    fig, axes = panel_grid(n, ncols=2, width=4.2, height=3.2)
     ax = axes[0]
     if not lyapunov.empty:
         for where, marker, col in (("init", "o", PALETTE[0]), ("trained", "s", PALETTE[1])):
@@ -381,7 +183,7 @@ def plot_cliff(
     """The cliff loss ``E_50`` over ``(w, b)`` (log colour scale) and its gradient norm, with
     Doya's bistable interval at ``w = 5`` and the end points of each optimizer family
     (arrows from their starts are omitted for legibility; starts are small grey dots)."""
-    fig, axes = _grid(2, ncols=2, width=5.0, height=4.0)
+    fig, axes = panel_grid(2, ncols=2, width=5.0, height=4.0)
     w, b = surface["w"], surface["b"]
     for ax, key, label in ((axes[0], "E", "loss E_50"), (axes[1], "grad_norm", "|grad E_50|")):
         z = np.asarray(surface[key], dtype=float)
@@ -441,9 +243,9 @@ def plot_slices_1d(examples: Sequence[dict], max_panels: int = 6) -> Figure:
     records with the shortest and longest sequences at the smallest and largest radius."""
     ex = [e for e in examples if e["where"] == "init"]
     if not ex:
-        return _empty("no slices")
+        return empty_figure("no slices")
     pick = _pick_examples(ex, max_panels)
-    fig, axes = _grid(len(pick), ncols=3, width=3.4)
+    fig, axes = panel_grid(len(pick), ncols=3, width=3.4)
     for ax, e in zip(axes, pick, strict=True):
         a = np.asarray(e["alphas"])
         for k, sl in enumerate(e["slices"]):
@@ -493,9 +295,9 @@ def plot_slices_2d(examples: Sequence[dict], max_panels: int = 6) -> Figure:
     :func:`plot_slices_1d` for which)."""
     ex = [e for e in examples if e.get("slice2d")]
     if not ex:
-        return _empty("no 2-D slices")
+        return empty_figure("no 2-D slices")
     pick = _pick_examples(ex, max_panels)
-    fig, axes = _grid(len(pick), ncols=3, width=3.4, height=3.0)
+    fig, axes = panel_grid(len(pick), ncols=3, width=3.4, height=3.0)
     for ax, e in zip(axes, pick, strict=True):
         a = np.asarray(e["slice2d"]["alphas"])
         z = np.asarray(e["slice2d"]["loss"], dtype=float)
@@ -534,11 +336,11 @@ def plot_interpolation(interp: pd.DataFrame) -> Figure:
     al. (2015), first seed of each problem: one panel per task and sequence length, one colour
     per initial spectral radius, the TDNN twin dashed."""
     if interp.empty:
-        return _empty("no interpolation records")
+        return empty_figure("no interpolation records")
     df = interp[interp["seed"] == interp["seed"].min()].copy()
     df["spectral_radius"] = df["spectral_radius"].astype(float)
     panels = df[["task", "seq_len"]].drop_duplicates().sort_values(["task", "seq_len"])
-    fig, axes = _grid(len(panels), ncols=3, width=3.4)
+    fig, axes = panel_grid(len(panels), ncols=3, width=3.4)
     radii = sorted(df["spectral_radius"].dropna().unique())
     cmap = matplotlib.colormaps["viridis"]
     color: str | tuple[float, float, float, float]
@@ -568,11 +370,11 @@ def plot_truncation(truncation: pd.DataFrame) -> Figure:
     over seeds): one panel per task and sequence length, one colour per initial spectral
     radius; solid at the start of the Adam run, dashed at its last checkpoint."""
     if truncation.empty:
-        return _empty("no truncation records")
+        return empty_figure("no truncation records")
     df = truncation.copy()
     df["spectral_radius"] = df["spectral_radius"].astype(float)
     panels = df[["task", "seq_len"]].drop_duplicates().sort_values(["task", "seq_len"])
-    fig, axes = _grid(len(panels), ncols=3, width=3.4)
+    fig, axes = panel_grid(len(panels), ncols=3, width=3.4)
     radii = sorted(df["spectral_radius"].dropna().unique())
     cmap = matplotlib.colormaps["viridis"]
     first, last = df["checkpoint"].min(), df["checkpoint"].max()
@@ -586,7 +388,7 @@ def plot_truncation(truncation: pd.DataFrame) -> Figure:
                 label = f"rho={r:g}" if ck == first else None
                 ax.plot(s.index, s.values, marker="o", ms=3, color=color, ls=ls, label=label)
         ax.set_xscale("log")
-        _plain_log(ax, "x")
+        plain_log_axis(ax, "x")
         ax.set_ylim(min(-0.05, float(d["cosine"].min()) - 0.05), 1.05)
         ax.axhline(1, color="k", lw=0.5)
         ax.set_xlabel("truncation window k (steps)")
@@ -598,54 +400,6 @@ def plot_truncation(truncation: pd.DataFrame) -> Figure:
     ]
     axes[0].legend(handles=axes[0].get_legend_handles_labels()[0] + handles, fontsize=6)
     return fig
-
-
-def _plain_log(ax: Any, which: str = "x") -> None:
-    """Plain major tick labels on a log axis, no minor labels (they overlap)."""
-    from matplotlib import ticker
-
-    axis = ax.xaxis if which == "x" else ax.yaxis
-    axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _p: f"{v:g}"))
-    axis.set_minor_formatter(ticker.NullFormatter())
-
-
-# ----------------------------------------------------------------------------------- reports
-def write_optima_report(results_dir: str | os.PathLike[str], pdf: bool = False) -> list[Path]:
-    """Tables and figures of the ``"start"`` records of a results folder (C2/C3).
-
-    Writes ``tables/optima_summary``, ``tables/optima_optima`` (the distinct optima),
-    ``tables/optima_twins`` (RNN vs TDNN, when there are pairs) and ``figures/optima_*.png``;
-    returns the paths. ValueError if the folder holds no start records.
-    """
-    from suite.analysis.optima import analyse_records
-    from suite.store import load_results
-
-    directory = Path(results_dir)
-    records = load_results(directory).records("start")
-    if not records:
-        raise ValueError(f"{directory} holds no start records: run a multistart experiment first")
-    a = analyse_records(records)
-    tables, figures = directory / "tables", directory / "figures"
-    paths: list[Path] = []
-    paths += _write_table(a.summary, tables, "optima_summary")
-    if not a.optima.empty:
-        paths += _write_table(a.optima, tables, "optima_optima")
-    if not a.comparison.empty:
-        paths += _write_table(a.comparison, tables, "optima_twins")
-    figs: dict[str, Figure] = {
-        "optima_final_losses": plot_final_losses(a.starts),
-        "optima_classes": plot_class_counts(a.summary),
-        "optima_basins": plot_basin_shares(a.optima),
-    }
-    if not a.comparison.empty:
-        figs["optima_twins"] = plot_twin_comparison(a.comparison)
-    for x in ("seq_len", "spectral_radius"):
-        if x in a.summary and a.summary[x].nunique() > 1:
-            figs[f"optima_stall_vs_{x}"] = plot_stall_trend(a.summary, x)
-    for name, fig in figs.items():
-        paths += _save(fig, figures, name, pdf)
-    return paths
 
 
 def write_landscape_report(
@@ -661,21 +415,13 @@ def write_landscape_report(
     end points of the compare trials on the cliff task found in this folder and in the folders
     ``trial_results``. ValueError if the folder holds no landscape records at all.
     """
-    from suite.analysis.landscape import (
-        aggregate_slices,
-        analyse_landscape,
-        cliff_end_points,
-        cliff_surface,
-        landscape_records,
-    )
-    from suite.store import load_results
-
     directory = Path(results_dir)
     results = load_results(directory)
     records = landscape_records(results)
-    trials = list(results.records("trial"))
-    for other in trial_results:
-        trials += load_results(other).records("trial")
+    sources = [results, *(load_results(other) for other in trial_results)]
+    trials = [r for source in sources for r in source.records("trial")]
+    frames = [source.trials for source in sources if len(source.trials)]
+    trial_frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if not records and not trials:
         raise ValueError(f"{directory} holds no landscape records: run a landscape experiment")
     a = analyse_landscape(records)
@@ -683,30 +429,32 @@ def write_landscape_report(
     paths: list[Path] = []
     agg = aggregate_slices(a.slices)
     if not agg.empty:
-        paths += _write_table(agg, tables, "landscape_roughness")
+        paths += list(write_table(agg, tables, "landscape_roughness").values())
     if not a.trends.empty:
-        paths += _write_table(a.trends, tables, "landscape_trends")
+        paths += list(write_table(a.trends, tables, "landscape_trends").values())
     if not a.lyapunov.empty:
-        paths += _write_table(a.lyapunov, tables, "landscape_lyapunov")
+        paths += list(write_table(a.lyapunov, tables, "landscape_lyapunov").values())
     if not a.reference.empty:
-        paths += _write_table(a.reference, tables, "landscape_reference")
-    ends = cliff_end_points(trials)
+        paths += list(write_table(a.reference, tables, "landscape_reference").values())
+    ends = cliff_end_points(trials, trial_frame)
     if a.cliff is not None:
         c = a.cliff
         row = {k: v for k, v in c.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         row["doya_low"], row["doya_high"] = c["doya_interval"]
         row["doya_numeric_low"], row["doya_numeric_high"] = c["doya_interval_numeric"]
-        paths += _write_table(pd.DataFrame([row]), tables, "landscape_cliff")
+        paths += list(write_table(pd.DataFrame([row]), tables, "landscape_cliff").values())
     if not ends.empty:
         fam = ends.assign(success=ends["loss"] <= ends["target_loss"]).groupby("optimizer")
-        paths += _write_table(
-            fam.agg(
-                runs=("seed", "size"),
-                success_rate=("success", "mean"),
-                median_loss=("loss", "median"),
-            ).reset_index(),
-            tables,
-            "landscape_cliff_end_points",
+        paths += list(
+            write_table(
+                fam.agg(
+                    runs=("seed", "size"),
+                    success_rate=("success", "mean"),
+                    median_loss=("loss", "median"),
+                ).reset_index(),
+                tables,
+                "landscape_cliff_end_points",
+            ).values()
         )
     figs: dict[str, Figure] = {}
     if not a.slices.empty:
@@ -727,5 +475,5 @@ def write_landscape_report(
         interval = tuple(a.cliff["doya_interval"]) if a.cliff else None
         figs["landscape_cliff"] = plot_cliff(cliff_surface(steps=steps), ends, interval)
     for name, fig in figs.items():
-        paths += _save(fig, figures, name, pdf)
+        paths += save_figure(fig, figures, name, pdf=pdf)
     return paths
