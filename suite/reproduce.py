@@ -194,7 +194,7 @@ def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
         + "` from the stored records of "
         + ", ".join(f"[`{d.name}`](../{d.name}/REPORT.md)" for d in dirs.values())
         + ". Every verdict below is computed from those records by the rules stated with it "
-        "(`suite/analysis/verdicts.py`); none is typed by hand. Effects carry 95% bootstrap "
+        "(`suite/analysis/verdicts/`); none is typed by hand. Effects carry 95% bootstrap "
         "confidence intervals over seeds (or starts).",
         "",
     ]

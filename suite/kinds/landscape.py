@@ -4,8 +4,8 @@ A landscape experiment expands (:func:`expand`) into one :class:`LandscapeUnit` 
 (every Elman problem with its matched TDNN twin by default), the references
 (:class:`LyapunovReferenceUnit`: Sompolinsky's random networks; :class:`CliffUnit`: Pascanu et
 al.'s cliff) and, optionally, compare trials on the cliff task. A unit trains its starts with
-full-batch Adam (:func:`adam_path`, the update rule of :mod:`suite.optimizers.updates`) and runs
-the probes of :mod:`suite.probes` at the start and at the trained point; its records (kinds
+full-batch Adam (:func:`suite.optimizers.batched.rule_path` with the Adam rule of
+:mod:`suite.optimizers.updates`) and runs the probes of :mod:`suite.probes` at the start and at the trained point; its records (kinds
 :data:`suite.analysis.landscape.RECORD_KINDS`) are analysed by
 :func:`suite.analysis.landscape.analyse_landscape` and reported by
 :func:`suite.report.landscape.write_landscape_report`.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +39,8 @@ from suite.experiment import (
 from suite.kinds import Kind, ReportOptions, register_kind
 from suite.kinds.compare import expand_compare, write_compare_report
 from suite.kinds.multistart import expand_problem_grid, twin_spec
-from suite.optimizers.updates import adam, apply_updates
+from suite.optimizers.batched import rule_path
+from suite.optimizers.updates import adam
 from suite.probes import (
     cliff_summary,
     filter_normalized_direction,
@@ -66,7 +66,6 @@ __all__ = [
     "CliffUnit",
     "LandscapeUnit",
     "LyapunovReferenceUnit",
-    "adam_path",
     "analyse",
     "expand",
     "report",
@@ -103,39 +102,6 @@ def _checkpoint_steps(total: int, n: int) -> list[int]:
         return [int(total)]
     inner = np.unique(np.round(np.geomspace(1, total, n - 1)).astype(int))
     return sorted({0, *inner.tolist(), int(total)})
-
-
-def adam_path(
-    problem: Any,
-    theta0: np.ndarray,
-    lr: float,
-    steps: int,
-    checkpoints: Sequence[int],
-    max_rows: int = 1 << 30,
-) -> np.ndarray:
-    """Full-batch Adam from every row of ``theta0[S, P]`` (batched): ``theta[C, S, P]`` at the
-    step counts ``checkpoints`` (0 = the start). Non-finite updates freeze a row."""
-    theta = np.array(theta0, dtype=np.float64, copy=True)
-    rule = adam(lr)
-    state = rule.init(theta)
-    marks = sorted(set(int(c) for c in checkpoints))
-    out = {}
-    for t in range(steps + 1):
-        if t in marks:
-            out[t] = theta.copy()
-        if t == steps:
-            break
-        parts = [
-            np.asarray(problem.loss_and_grad(theta[i : i + max_rows])[1], dtype=np.float64)
-            for i in range(0, theta.shape[0], max_rows)
-        ]
-        g = np.concatenate(parts)
-        g = np.where(np.isfinite(g), g, 0.0)
-        upd, state = rule.update(g, state, theta)
-        new = apply_updates(theta, upd)
-        ok = np.isfinite(new).all(axis=1)
-        theta[ok] = new[ok]
-    return np.stack([out[c] for c in marks])
 
 
 def _rows_per_call(problem: Any, block_steps: int) -> int:
@@ -239,7 +205,8 @@ def _run_landscape(unit: LandscapeUnit) -> list[dict]:
     theta0 = seeding.initial_points(unit.experiment_seed, unit.task, model, seeds)
     rows = _rows_per_call(problem, s["block_steps"])
     marks = _checkpoint_steps(int(s["train_steps"]), int(s["checkpoints"]))
-    path = adam_path(problem, theta0, float(s["train_lr"]), int(s["train_steps"]), marks, rows)
+    rule = adam(float(s["train_lr"]))
+    path = rule_path(problem, rule, theta0, int(s["train_steps"]), marks, rows)
     trained = path[-1]
     rng = np.random.default_rng(
         seeding.optimizer_stream(

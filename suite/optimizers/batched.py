@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -398,3 +399,37 @@ def _newton_phase(
         keep[acc[~done]] = True
         state = take_rows(state, keep, active.size)
         active = rows[~done]
+
+
+def rule_path(
+    problem: Any,
+    rule: Any,
+    theta0: np.ndarray,
+    steps: int,
+    checkpoints: Sequence[int],
+    max_rows: int = 1 << 30,
+) -> np.ndarray:
+    """Full-batch training of every row of ``theta0[S, P]`` with the update ``rule`` (an
+    :mod:`suite.optimizers.updates` transform) for ``steps`` steps: ``theta[C, S, P]`` at the
+    step counts ``checkpoints`` (0 = the start). Non-finite gradients count as 0 and a
+    non-finite update freezes its row. Gradients are taken ``max_rows`` rows per call."""
+    theta = np.array(theta0, dtype=np.float64, copy=True)
+    state = rule.init(theta)
+    marks = sorted(set(int(c) for c in checkpoints))
+    out = {}
+    for t in range(steps + 1):
+        if t in marks:
+            out[t] = theta.copy()
+        if t == steps:
+            break
+        parts = [
+            np.asarray(problem.loss_and_grad(theta[i : i + max_rows])[1], dtype=np.float64)
+            for i in range(0, theta.shape[0], max_rows)
+        ]
+        g = np.concatenate(parts)
+        g = np.where(np.isfinite(g), g, 0.0)
+        upd, state = rule.update(g, state, theta)
+        new = apply_updates(theta, upd)
+        ok = np.isfinite(new).all(axis=1)
+        theta[ok] = new[ok]
+    return np.stack([out[c] for c in marks])
