@@ -6,7 +6,7 @@ Importing this package registers the built-ins (``sgd``, ``momentum``, ``adam``,
 """
 
 # importing the families registers them (order is irrelevant)
-from suite.optimizers import cmaes, gradient, random_search, scipy_methods, truncated  # noqa: E402, I001
+from suite.optimizers import cmaes, gradient, ng, random_search, scipy_methods, truncated  # noqa: E402, I001
 from suite.optimizers.base import (
     TAGS,
     Constraint,
@@ -49,6 +49,7 @@ __all__ = [
     "greater_than",
     "load_entry_points",
     "load_plugins",
+    "ng",
     "one_of",
     "optimizer_class",
     "optimizer_info",

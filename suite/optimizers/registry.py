@@ -41,6 +41,9 @@ ENTRY_POINT_GROUP = "rnnbench.optimizers"
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
+OPTIONAL_FAMILIES: dict[str, tuple[str, str]] = {"ng-": ("nevergrad", "nevergrad")}
+"""Name prefix -> (package, pip extra) of the families that need an optional dependency."""
+
 
 @dataclass(frozen=True)
 class OptimizerEntry:
@@ -201,6 +204,12 @@ def unregister_optimizer(name: str) -> None:
 
 def _entry(name: str) -> OptimizerEntry:
     entry = _REGISTRY.get(name)
+    for prefix, (package, extra) in OPTIONAL_FAMILIES.items():
+        if entry is None and name.startswith(prefix) and importlib.util.find_spec(package) is None:
+            raise ValueError(
+                f"optimizer {name!r} needs {package}, which is not installed; install the extra: "
+                f'pip install -e ".[{extra}]"'
+            )
     if entry is None:
         raise ValueError(
             f"unknown optimizer {name!r}; registered optimizers: {', '.join(optimizer_names())}"
