@@ -318,7 +318,7 @@ def parse_problems(value: Any, where: str = "problems") -> list[ProblemSpec]:
 
 def parse_optimizer(entry: dict, where: str) -> OptimizerSpec:
     """Resolve one ``[[optimizers]]`` entry (see :func:`parse_optimizers`)."""
-    from suite.optimizers import display_name, get_optimizer, optimizer_names, spec
+    from suite.optimizers import display_name, get_optimizer, missing_extra, optimizer_names, spec
 
     entry = dict(entry)
     name = entry.pop("name", None)
@@ -332,6 +332,8 @@ def parse_optimizer(entry: dict, where: str) -> OptimizerSpec:
         raise ExperimentError(
             f"{where}.problems: must be a non-empty array of problem labels, got {problems!r}"
         )
+    if isinstance(name, str) and missing_extra(name):  # e.g. ng-* without nevergrad
+        raise ExperimentError(f"{where}.name: {missing_extra(name)}")
     if not isinstance(name, str) or name not in optimizer_names():
         what = "missing key 'name'" if name is None else f"unknown optimizer {name!r}"
         raise ExperimentError(

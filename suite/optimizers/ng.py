@@ -30,7 +30,6 @@ asking for an ``ng-*`` name says which extra to install (see
 rnnbench name             nevergrad name          batch        reference
 ========================  ======================  ===========  =================================
 ``ng-ngopt``              ``NGOpt``               16           Meunier et al. 2022 (wizard)
-``ng-ngiohtuned``         ``NgIohTuned``          16           nevergrad's IOH-tuned wizard
 ``ng-twopointsde``        ``TwoPointsDE``         16           Storn & Price 1997 (DE)
 ``ng-de``                 ``DE``                  16           Storn & Price 1997
 ``ng-pso``                ``PSO``                 16           Kennedy & Eberhart 1995
@@ -41,7 +40,6 @@ rnnbench name             nevergrad name          batch        reference
 ``ng-metamodel``          ``MetaModel``           16           surrogate-assisted CMA
 ``ng-cobyla``             ``Cobyla``              sequential   Powell 1994 (via scipy)
 ``ng-sqp``                ``SQP``                 sequential   scipy SLSQP, finite differences
-``ng-spsa``               ``SPSA``                sequential   Spall 1992
 ``ng-chaincmapowell``     ``ChainCMAPowell``      sequential   CMA then Powell
 ========================  ======================  ===========  =================================
 
@@ -56,6 +54,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -76,7 +75,6 @@ AVAILABLE: bool = importlib.util.find_spec("nevergrad") is not None
 METHODS: dict[str, tuple[str, int | None, str]] = {
     # rnnbench name: (nevergrad name, default batch (None: sequential), summary)
     "ng-ngopt": ("NGOpt", 16, "nevergrad's algorithm-selection wizard (Meunier et al. 2022)"),
-    "ng-ngiohtuned": ("NgIohTuned", 16, "nevergrad's wizard tuned on the IOH benchmarks"),
     "ng-twopointsde": ("TwoPointsDE", 16, "differential evolution, two-points crossover"),
     "ng-de": ("DE", 16, "differential evolution (Storn & Price 1997)"),
     "ng-pso": ("PSO", 16, "particle swarm optimisation (Kennedy & Eberhart 1995)"),
@@ -87,7 +85,6 @@ METHODS: dict[str, tuple[str, int | None, str]] = {
     "ng-metamodel": ("MetaModel", 16, "CMA-ES assisted by a quadratic surrogate model"),
     "ng-cobyla": ("Cobyla", None, "COBYLA via scipy (Powell 1994)"),
     "ng-sqp": ("SQP", None, "scipy SLSQP with finite-difference gradients"),
-    "ng-spsa": ("SPSA", None, "simultaneous perturbation stochastic approximation (Spall 1992)"),
     "ng-chaincmapowell": ("ChainCMAPowell", None, "CMA-ES for half the budget, then Powell"),
 }
 """The registered ``ng-*`` names -> (nevergrad's name, default ``num_workers``, summary)."""
@@ -150,18 +147,29 @@ class NevergradOptimizer(Optimizer):
         )
 
     def minimize(self, problem: Any, x0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Ask, evaluate in one batched call, tell; until the Problem's budget is spent."""
+        """Ask, evaluate in one batched call, tell; until the Problem raises BudgetExhausted.
+
+        Once no full evaluation is left, the next (one-row) call is made without asking
+        nevergrad: its scipy wrappers, whose budget is used up then, would otherwise warn and
+        hand out random points.
+        """
         opt = self.build(problem, x0, rng)
         try:
-            while True:  # ends with BudgetExhausted from problem.loss
-                left = evaluations_left(problem)
-                n = self.batch() if left is None else max(1, min(self.batch(), left))
-                candidates = [opt.ask() for _ in range(n)]
-                X = np.stack([np.asarray(c.value, dtype=np.float64) for c in candidates])
-                losses = np.atleast_1d(np.asarray(problem.loss(X), dtype=np.float64))
-                told = np.where(losses < MAX_TOLD_LOSS, losses, MAX_TOLD_LOSS)  # NaN, inf too
-                for candidate, loss in zip(candidates, told, strict=True):
-                    opt.tell(candidate, float(loss))
+            with warnings.catch_warnings():
+                # nevergrad calls scipy's COBYLA with tol=0, which scipy resets to 1e-6 with a
+                # warning on every one of nevergrad's restarts
+                warnings.filterwarnings("ignore", message="COBYLA: Invalid RHOEND")
+                while True:  # ends with BudgetExhausted from problem.loss
+                    left = evaluations_left(problem)
+                    if left == 0:
+                        problem.loss(np.array(x0, dtype=np.float64))  # raises BudgetExhausted
+                    n = self.batch() if left is None else min(self.batch(), left)
+                    candidates = [opt.ask() for _ in range(n)]
+                    X = np.stack([np.asarray(c.value, dtype=np.float64) for c in candidates])
+                    losses = np.atleast_1d(np.asarray(problem.loss(X), dtype=np.float64))
+                    told = np.where(losses < MAX_TOLD_LOSS, losses, MAX_TOLD_LOSS)  # NaN, inf too
+                    for candidate, loss in zip(candidates, told, strict=True):
+                        opt.tell(candidate, float(loss))
         finally:
             # nevergrad runs its scipy wrappers in a thread waiting for the next tell: stop it
             thread = getattr(opt, "_messaging_thread", None)

@@ -204,18 +204,28 @@ def unregister_optimizer(name: str) -> None:
 
 def _entry(name: str) -> OptimizerEntry:
     entry = _REGISTRY.get(name)
-    for prefix, (package, extra) in OPTIONAL_FAMILIES.items():
-        if entry is None and name.startswith(prefix) and importlib.util.find_spec(package) is None:
-            raise ValueError(
-                f"optimizer {name!r} needs {package}, which is not installed; install the extra: "
-                f'pip install -e ".[{extra}]"'
-            )
+    hint = missing_extra(name)
+    if hint is not None:
+        raise ValueError(hint)
     if entry is None:
         raise ValueError(
             f"unknown optimizer {name!r}; registered optimizers: {', '.join(optimizer_names())}"
             " (plugins register when loaded with --plugin or load_plugins)"
         )
     return entry
+
+
+def missing_extra(name: str) -> str | None:
+    """For an unregistered name of a family whose optional dependency is not installed
+    (:data:`OPTIONAL_FAMILIES`), the one-line message saying which extra to install; else None."""
+    for prefix, (package, extra) in OPTIONAL_FAMILIES.items():
+        if name not in _REGISTRY and name.startswith(prefix):
+            if importlib.util.find_spec(package) is None:
+                return (
+                    f"optimizer {name!r} needs {package}, which is not installed; install the "
+                    f'extra: pip install -e ".[{extra}]"'
+                )
+    return None
 
 
 def _describe(params: dict[str, Any]) -> str:
