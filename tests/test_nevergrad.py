@@ -250,3 +250,16 @@ def test_a_crash_inside_nevergrad_is_a_failed_trial(monkeypatch, nevergrad) -> N
     assert record["status"] == "error"
     assert "TypeError: only 0-dimensional arrays" in record["error"]
     assert "broken_tell" in record["error"]  # the traceback reaches into nevergrad's call
+
+
+def test_shipped_experiment_mirrors_speed(nevergrad) -> None:
+    from suite.experiment import load_experiment
+
+    for profile in ("default", "quick"):
+        ours, speed = load_experiment("speed-nevergrad", profile), load_experiment("speed", profile)
+        assert ours.spec["problems"] == speed.spec["problems"]
+        for key in ("seed", "seeds", "budget", "checkpoints_per_decade"):
+            assert ours.spec[key] == speed.spec[key], key
+        names = [o["name"] for o in ours.spec["optimizers"]]
+        assert {n for n in names if n.startswith("ng-")} <= set(ng.METHODS)
+        assert {"ng-oneplusone", "cmaes", "random-search"} <= set(names)
