@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -167,6 +168,7 @@ def test_every_method_is_registered_and_listed(nevergrad, capsys) -> None:
         assert opt.method == method and opt.batch() == (workers or 1)
         assert ("population" in opt.tags) == bool(workers and workers > 1)
         assert ("num_workers" in opt.params()) == (workers is not None)
+        assert pickle.loads(pickle.dumps(opt)) == opt  # module-level classes: workers get them
     assert main(["list", "optimizers"]) == 0
     out = capsys.readouterr().out
     for name in ng.METHODS:

@@ -1,7 +1,8 @@
 """Optimizers: the plugin contract, the registry, update rules and the built-in families.
 
 Importing this package registers the built-ins (``sgd``, ``momentum``, ``adam``, ``tbptt``,
-``cmaes``, ``sep-cmaes``, ``ipop-cmaes``, ``scipy-*``, ``random-search``). See
+``cmaes``, ``sep-cmaes``, ``ipop-cmaes``, ``scipy-*``, ``random-search``) and, when the optional
+nevergrad is installed, nevergrad's optimizers as ``ng-*`` (:mod:`suite.optimizers.ng`). See
 :mod:`suite.optimizers.base` for how to write and check a plugin.
 """
 
