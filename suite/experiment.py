@@ -59,7 +59,7 @@ from typing import Any
 import tasks
 from suite.models import make_model, model_names
 from suite.models import model_options as all_model_options
-from suite.optimizers import display_name, get_optimizer, optimizer_names, spec
+from suite.optimizers import display_name, get_optimizer, missing_extra, optimizer_names, spec
 from suite.trial import Unit
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
@@ -276,6 +276,8 @@ def parse_optimizer(entry: dict, where: str) -> OptimizerSpec:
         raise ExperimentError(
             f"{where}.problems: must be a non-empty array of problem labels, got {problems!r}"
         )
+    if isinstance(name, str) and missing_extra(name):  # e.g. ng-* without nevergrad
+        raise ExperimentError(f"{where}.name: {missing_extra(name)}")
     if not isinstance(name, str) or name not in optimizer_names():
         what = "missing key 'name'" if name is None else f"unknown optimizer {name!r}"
         raise ExperimentError(

@@ -8,7 +8,8 @@ the problem, so every algorithm is measured the same way). The Problem
 * counts forward and backward cell steps, loss and gradient calls, parameter rows evaluated,
   and the wall and CPU time spent inside the model;
 * enforces the trial's :class:`Budget`, raising :class:`BudgetExhausted` at the call that would
-  pass it;
+  pass it; optimizers that plan with their budget read it (never change it) through
+  ``budget``, ``remaining_fe()``, ``remaining_seconds()`` and ``fe_per_loss``;
 * keeps the incumbent (best full-train loss seen) and records the trace: at checkpoints on a
   log grid of cost it evaluates the incumbent's train and test loss with the clocks stopped and
   nothing charged;
@@ -185,7 +186,7 @@ class Problem:
         """Reset counters, trace and incumbent; set the budget and start the clocks."""
         if checkpoints_per_decade < 1:
             raise ValueError("checkpoints_per_decade must be >= 1")
-        self.budget = budget or Budget()
+        self._budget = budget or Budget()
         self.allow_gradients = allow_gradients
         self.counters = Counters()
         self.trace = Trace()
@@ -199,6 +200,36 @@ class Problem:
         self._nonfinite_streak = 0
         self._paused = 0.0
         self._t0 = time.perf_counter()
+
+    @property
+    def budget(self) -> Budget:
+        """The trial's :class:`Budget` as set by :meth:`start` (read-only; ``Budget()`` = none)."""
+        return self._budget
+
+    @property
+    def fe_per_loss(self) -> float:
+        """Forward-equivalents charged by one full-training-set ``loss(theta[P])``.
+
+        A batch ``loss(theta[N, P])`` costs ``N`` times this; ``loss_and_grad`` costs more.
+        """
+        return float(self.model.forward_steps(self.dataset.train))
+
+    def remaining_fe(self) -> float:
+        """Forward-equivalents left in the budget (``inf`` without an fe budget).
+
+        ``remaining_fe() // fe_per_loss`` is how many more full-training-set loss evaluations
+        fit, which is what an optimizer that plans with its budget (nevergrad's ``budget``)
+        needs. Never negative.
+        """
+        if self._budget.fe is None:
+            return math.inf
+        return max(0.0, self._budget.fe - self.counters.fe)
+
+    def remaining_seconds(self) -> float:
+        """Wall-clock seconds left in the budget (``inf`` without a time budget); never < 0."""
+        if self._budget.seconds is None:
+            return math.inf
+        return max(0.0, self._budget.seconds - self.seconds)
 
     def set_stop_reason(self, reason: str) -> None:
         """Record the optimizer's own stopping rule (e.g. scipy's convergence message)."""
@@ -357,7 +388,7 @@ class Problem:
         return split
 
     def _check_budget(self, cost: float) -> None:
-        b = self.budget
+        b = self._budget
         if b.fe is not None and self.counters.fe + cost > b.fe:
             raise BudgetExhausted(
                 f"the next call costs {cost:.4g} fe; {self.counters.fe:.4g} of {b.fe:.4g} spent"

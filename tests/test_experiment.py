@@ -123,7 +123,11 @@ def test_shipped_experiments_load_by_name():
     assert "demo" in names
     for name in names:
         for profile in ("default", "quick"):
-            exp = load_experiment(name, profile)
+            try:
+                exp = load_experiment(name, profile)
+            except ExperimentError as exc:  # only: an optional extra is not installed
+                assert "which is not installed; install the extra: pip install" in str(exc), exc
+                continue
             assert len(exp) > 0 and exp.source.endswith(f"{name}.toml")
 
 

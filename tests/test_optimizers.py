@@ -33,7 +33,13 @@ from suite.trial import run as run_optimizer
 
 # ------------------------------------------------------------------ conformance, all optimizers
 
-CONFORMANCE = [(name, check) for name in optimizer_names() for check, _ in iter_checks(name)]
+# the ng-* family (nevergrad, optional) has its own tests and conformance table: test_nevergrad.py
+CONFORMANCE = [
+    (name, check)
+    for name in optimizer_names()
+    if not name.startswith("ng-")
+    for check, _ in iter_checks(name)
+]
 
 
 @pytest.mark.parametrize(("name", "check"), CONFORMANCE, ids=[f"{n}-{c}" for n, c in CONFORMANCE])

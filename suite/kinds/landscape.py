@@ -5,8 +5,9 @@ A landscape experiment expands (:func:`expand`) into one :class:`LandscapeUnit` 
 (:class:`LyapunovReferenceUnit`: Sompolinsky's random networks; :class:`CliffUnit`: Pascanu et
 al.'s cliff) and, optionally, compare trials on the cliff task. A unit trains its starts with
 full-batch Adam (:func:`suite.optimizers.batched.rule_path` with the Adam rule of
-:mod:`suite.optimizers.updates`) and runs the probes of :mod:`suite.probes` at the start and at the trained point; its records (kinds
-:data:`suite.analysis.landscape.RECORD_KINDS`) are analysed by
+:mod:`suite.optimizers.updates`) and runs the probes of :mod:`suite.probes` at the start and
+at the trained point; its records
+(kinds :data:`suite.analysis.landscape.RECORD_KINDS`) are analysed by
 :func:`suite.analysis.landscape.analyse_landscape` and reported by
 :func:`suite.report.landscape.write_landscape_report`.
 """

@@ -1,12 +1,13 @@
 """Optimizers: the plugin contract, the registry, update rules and the built-in families.
 
 Importing this package registers the built-ins (``sgd``, ``momentum``, ``adam``, ``tbptt``,
-``cmaes``, ``sep-cmaes``, ``ipop-cmaes``, ``scipy-*``, ``random-search``). See
+``cmaes``, ``sep-cmaes``, ``ipop-cmaes``, ``scipy-*``, ``random-search``) and, when the optional
+nevergrad is installed, nevergrad's optimizers as ``ng-*`` (:mod:`suite.optimizers.ng`). See
 :mod:`suite.optimizers.base` for how to write and check a plugin.
 """
 
 # importing the families registers them (order is irrelevant)
-from suite.optimizers import cmaes, gradient, random_search, scipy_methods, truncated  # noqa: E402, I001
+from suite.optimizers import cmaes, gradient, ng, random_search, scipy_methods, truncated  # noqa: E402, I001
 from suite.optimizers.base import (
     TAGS,
     Constraint,
@@ -27,6 +28,7 @@ from suite.optimizers.registry import (
     get_optimizer,
     load_entry_points,
     load_plugins,
+    missing_extra,
     optimizer_class,
     optimizer_info,
     optimizer_names,
@@ -53,6 +55,8 @@ __all__ = [
     "greater_than",
     "load_entry_points",
     "load_plugins",
+    "missing_extra",
+    "ng",
     "one_of",
     "optimizer_class",
     "optimizer_info",

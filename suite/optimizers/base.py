@@ -19,6 +19,10 @@ Problem's incumbent) or returns its final ``theta[P]`` when its own stopping rul
 calling ``problem.set_stop_reason("...")`` to record why. Bookkeeping (cost, budget, best so
 far, NaN as ``+inf``, trace) lives in the Problem, not in the optimizer (evosax's and COCO's
 lesson).
+A method that plans with its budget reads it, never changes it: ``problem.budget`` (the
+started :class:`~suite.problem.Budget`), ``problem.remaining_fe()``,
+``problem.remaining_seconds()`` (``inf`` when unlimited) and ``problem.fe_per_loss`` (the cost
+of one full ``loss(theta[P])``; ``remaining_fe() // fe_per_loss`` evaluations are left).
 
 Tags (sklearn-style capabilities; the conformance checks are selected by them, never by name):
 

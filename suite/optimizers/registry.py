@@ -47,6 +47,9 @@ from suite.registry import Registry, check_name
 ENTRY_POINT_GROUP = "rnnbench.optimizers"
 """The ``importlib.metadata`` entry-point group that plugin distributions declare."""
 
+OPTIONAL_FAMILIES: dict[str, tuple[str, str]] = {"ng-": ("nevergrad", "nevergrad")}
+"""Name prefix -> (package, pip extra) of the families that need an optional dependency."""
+
 
 @dataclass(frozen=True)
 class OptimizerEntry:
@@ -208,12 +211,28 @@ def unregister_optimizer(name: str) -> None:
 
 
 def _entry(name: str) -> OptimizerEntry:
+    hint = missing_extra(name)
+    if hint is not None:
+        raise ValueError(hint)
     try:
         return OPTIMIZERS.get(name)
     except ValueError as exc:
         raise ValueError(
             f"{exc} (plugins register when loaded with --plugin or load_plugins)"
         ) from None
+
+
+def missing_extra(name: str) -> str | None:
+    """For an unregistered name of a family whose optional dependency is not installed
+    (:data:`OPTIONAL_FAMILIES`), the one-line message saying which extra to install; else None."""
+    for prefix, (package, extra) in OPTIONAL_FAMILIES.items():
+        if name not in OPTIMIZERS and name.startswith(prefix):
+            if importlib.util.find_spec(package) is None:
+                return (
+                    f"optimizer {name!r} needs {package}, which is not installed; install the "
+                    f'extra: pip install -e ".[{extra}]"'
+                )
+    return None
 
 
 def _describe(params: dict[str, Any]) -> str:
