@@ -287,7 +287,7 @@ class _Gated(_Recurrent):
                     g += direct
         return dE
 
-    def _window_bptt(self, E, V, G, C, dH, steps, k: int):
+    def _window_bptt(self, E, V, G, C, dH, steps, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Window-k adjoints lag by lag, all loss terms in parallel (as Elman's): returns
         (times, dA[N, len(times), 4H, B]) with dA the sum of the da's landing on each time."""
         H, m = self.hidden, len(steps)
@@ -304,6 +304,7 @@ class _Gated(_Recurrent):
                 break
             if j > 0:
                 cut = live - first
+                assert da is not None  # set by the first pass (j = 0)
                 dh = np.matmul(EhT, da[:, cut:])
                 if direct is not None:
                     dh += direct[:, cut:]

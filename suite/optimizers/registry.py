@@ -195,7 +195,9 @@ def register_variant(
         namespace=namespace,
     )
     base_name = registered_name(base)
-    fam = family or (OPTIMIZERS.get(base_name).family if base_name in OPTIMIZERS else None)
+    fam = family or (
+        OPTIMIZERS.get(base_name).family if base_name and base_name in OPTIMIZERS else None
+    )
     return register_optimizer(name, family=fam)(cls)
 
 

@@ -53,10 +53,14 @@ Array = np.ndarray
 
 
 class Transform(NamedTuple):
-    """An update rule: ``init(params) -> state``, ``update(grads, state, params) -> (u, s)``."""
+    """An update rule: ``init(params) -> state``, ``update(grads, state, params) -> (u, s)``.
+
+    Second-order directions and line searches take extra keyword arguments (``value``,
+    ``grad``, ``value_and_grad``, ``hessian``), as optax's ``GradientTransformationExtraArgs``.
+    """
 
     init: Callable[[Array], Any]
-    update: Callable[[Array, Any, Array | None], tuple[Array, Any]]
+    update: Callable[..., tuple[Array, Any]]
 
 
 class EmptyState(NamedTuple):
@@ -257,7 +261,7 @@ class LbfgsState(NamedTuple):
     S: Array
     Y: Array
     rho: Array
-    count: Array
+    count: Array  # type: ignore[assignment]  # a NamedTuple field named like tuple.count
     head: Array
     prev_grad: Array
     step: Array
