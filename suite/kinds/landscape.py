@@ -5,7 +5,8 @@ A landscape experiment expands (:func:`expand`) into one :class:`LandscapeUnit` 
 (:class:`LyapunovReferenceUnit`: Sompolinsky's random networks; :class:`CliffUnit`: Pascanu et
 al.'s cliff) and, optionally, compare trials on the cliff task. A unit trains its starts with
 full-batch Adam (:func:`suite.optimizers.batched.rule_path` with the Adam rule of
-:mod:`suite.optimizers.updates`) and runs the probes of :mod:`suite.probes` at the start and at the trained point; its records (kinds
+:mod:`suite.optimizers.updates`) and runs the probes of :mod:`suite.probes` at the start and
+at the trained point; its records (kinds
 :data:`suite.analysis.landscape.RECORD_KINDS`) are analysed by
 :func:`suite.analysis.landscape.analyse_landscape` and reported by
 :func:`suite.report.landscape.write_landscape_report`.
@@ -44,6 +45,7 @@ from suite.optimizers.updates import adam
 from suite.probes import (
     cliff_summary,
     filter_normalized_direction,
+    fixed_radius_direction,
     gradient_spread,
     interpolation,
     rnn_lyapunov,
@@ -76,6 +78,7 @@ SETTINGS: dict[str, Any] = {
     "n_directions": 4,
     "n_alphas": 101,
     "alpha_max": 1.0,
+    "abs_radius": 1.0,
     "bias": "zero",
     "n_interp": 61,
     "n_2d": 41,
@@ -115,7 +118,10 @@ class LandscapeUnit:
     """Landscape measurements of one problem for a set of seed indices (one batch).
 
     Seed index ``i`` gives the start of a compare trial's seed ``i`` (init stream); every seed
-    uses the data of seed index ``settings["data_seed"]``. ``measurements`` is a subset of
+    uses the data of seed index ``settings["data_seed"]``. Slices are taken along
+    filter-normalised lines and along lines of the fixed absolute radius
+    ``settings["abs_radius"]`` (``block["fixed"]``), both stored raw so minima can be recounted
+    at any prominence. ``measurements`` is a subset of
     :data:`MEASUREMENTS`. One record per (measurement, seed); kinds ``"landscape"`` (one record
     per seed holding both the start and the trained point), ``"lyapunov"`` and
     ``"truncation"`` (Elman only).
@@ -220,7 +226,12 @@ def _run_landscape(unit: LandscapeUnit) -> list[dict]:
         interp_a = np.linspace(-0.25, 1.25, int(s["n_interp"]))
         for i, seed in enumerate(seeds):
             rec = unit._base("landscape", seed)
-            rec.update(status="ok", error=None, alphas=alphas.tolist())
+            rec.update(
+                status="ok",
+                error=None,
+                alphas=alphas.tolist(),
+                baseline_loss=float(problem.baseline_loss),
+            )
             for where, theta in (("init", theta0[i]), ("trained", trained[i])):
                 dirs = filter_normalized_direction(
                     model, np.repeat(theta[None], int(s["n_directions"]), 0), rng, s["bias"]
@@ -247,6 +258,14 @@ def _run_landscape(unit: LandscapeUnit) -> list[dict]:
                     else math.nan,
                     "grad_spread": spread,
                 }
+                fixed_dirs = fixed_radius_direction(
+                    model,
+                    np.repeat(theta[None], int(s["n_directions"]), 0),
+                    rng,
+                    float(s["abs_radius"]),
+                )
+                fixed = np.stack([slice_1d(evaluate, theta, d, alphas, rows) for d in fixed_dirs])
+                block["fixed"] = {"radius": float(s["abs_radius"]), "slices": fixed.tolist()}
                 if i < int(s["seeds_2d"]):
                     d1, d2 = filter_normalized_direction(
                         model, np.repeat(theta[None], 2, 0), rng, s["bias"]
@@ -272,6 +291,7 @@ def _run_landscape(unit: LandscapeUnit) -> list[dict]:
         lam0 = rnn_lyapunov(model, theta0, X, rng, steps, transient)
         lam1 = rnn_lyapunov(model, trained, X, rng, steps, transient)
         lamfree = rnn_lyapunov(model, theta0, None, rng, steps, transient)
+        lamfree1 = rnn_lyapunov(model, trained, None, rng, steps, transient)
         r0 = spectral_radius(model.unpack(theta0)["W_h"])
         r1 = spectral_radius(model.unpack(trained)["W_h"])
         for i, seed in enumerate(seeds):
@@ -282,6 +302,7 @@ def _run_landscape(unit: LandscapeUnit) -> list[dict]:
                 lambda_init=float(lam0[i]),
                 lambda_trained=float(lam1[i]),
                 lambda_init_autonomous=float(lamfree[i]),
+                lambda_trained_autonomous=float(lamfree1[i]),
                 radius_init=float(r0[i]),
                 radius_trained=float(r1[i]),
                 loss_init=float(evaluate(theta0[i])),
