@@ -529,13 +529,16 @@ def analyse(folder: str | Path) -> LandscapeAnalysis:
 
 
 def report(folder: str | Path, options: ReportOptions) -> list[Path]:
-    """Tables and figures of a landscape results folder (:func:`write_landscape_report`, with
-    the cliff trials of ``options.trial_results`` drawn too), then the trial report of the cliff
-    trials the folder holds, if any."""
-    paths = write_landscape_report(folder, pdf=options.pdf, trial_results=options.trial_results)
+    """The trial report of the cliff trials the folder holds, if any (moved to ``TRIALS.md``),
+    then the landscape tables, figures and ``REPORT.md`` (:func:`write_landscape_report`, with
+    the cliff trials of ``options.trial_results`` drawn too; it links ``TRIALS.md``)."""
+    paths: list[Path] = []
     if load_results(folder).records("trial"):
-        paths += write_compare_report(Path(folder), options)
-    return paths
+        trial_md = write_compare_report(Path(folder), options)[0]
+        paths.append(trial_md.replace(trial_md.with_name("TRIALS.md")))
+    return (
+        write_landscape_report(folder, pdf=options.pdf, trial_results=options.trial_results) + paths
+    )
 
 
 KIND = register_kind(
