@@ -78,7 +78,8 @@ def plot_chaos_shares(shares: pd.DataFrame, reference: pd.DataFrame | None = Non
                 color=PALETTE[color],
                 capsize=2,
                 ms=4,
-                label=f"Elman H=4, {where}, {drive} (n={int(d['n'].iloc[0])}/gain)",
+                label=f"Elman H={d['hidden'].iloc[0]}, {where}, {drive} "
+                f"(n={int(d['n'].iloc[0])}/gain)",
             )
         if reference is not None and not reference.empty:
             r = reference.sort_values("gain")
@@ -100,7 +101,9 @@ def plot_chaos_shares(shares: pd.DataFrame, reference: pd.DataFrame | None = Non
         ax.set_xlabel("gain g (initial spectral radius of W_h)")
         ax.set_ylabel(f"share with lambda_max > {LYAP_EPS:g}")
         ax.set_title(f"C4a chaos: {task}", fontsize=9)
-    axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.legend(
+        *axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=6
+    )
     return fig
 
 
@@ -219,7 +222,9 @@ def plot_prominence_sensitivity(sens: pd.DataFrame) -> Figure:
         ax.set_xlabel("prominence threshold (decades of the loss; 0 = every dip)")
         ax.set_ylabel("Spearman rho, mean over strata")
         ax.set_title(f"C4b sensitivity: {task}", fontsize=9)
-    axes[-1].legend(fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    fig.legend(
+        *axes[0].get_legend_handles_labels(), loc="outside lower center", ncols=2, fontsize=6
+    )
     return fig
 
 

@@ -139,6 +139,7 @@ def chaos_shares(chaos: pd.DataFrame, eps: float = LYAP_EPS) -> pd.DataFrame:
                     high=e.high,
                     n=len(gg),
                     eps=eps,
+                    hidden="/".join(str(h) for h in sorted(set(gg["hidden"].dropna()))),
                 )
             )
     return pd.DataFrame(rows)
