@@ -219,7 +219,11 @@ def _run_landscape(unit: LandscapeUnit) -> list[dict]:
             unit.experiment_seed, {"landscape": [unit.task, unit.model, unit.settings]}
         )
     )
-    evaluate = problem.evaluate  # free of charge: measurements, not optimisation
+
+    def evaluate(rows: np.ndarray) -> np.ndarray:
+        """Train loss of ``rows``, free of charge: measurements, not optimisation."""
+        return np.asarray(problem.evaluate(rows), dtype=np.float64)
+
     records: list[dict] = []
     if "slices" in unit.measurements:
         alphas = np.linspace(-s["alpha_max"], s["alpha_max"], int(s["n_alphas"]))
@@ -529,16 +533,14 @@ def analyse(folder: str | Path) -> LandscapeAnalysis:
 
 
 def report(folder: str | Path, options: ReportOptions) -> list[Path]:
-    """The trial report of the cliff trials the folder holds, if any (moved to ``TRIALS.md``),
-    then the landscape tables, figures and ``REPORT.md`` (:func:`write_landscape_report`, with
-    the cliff trials of ``options.trial_results`` drawn too; it links ``TRIALS.md``)."""
-    paths: list[Path] = []
+    """The trial report of the cliff trials the folder holds, if any (moved to ``TRIALS.md``,
+    which ``REPORT.md`` links; not in the returned list), then the landscape tables, figures and
+    ``REPORT.md`` (:func:`write_landscape_report`, with the cliff trials of
+    ``options.trial_results`` drawn too)."""
     if load_results(folder).records("trial"):
         trial_md = write_compare_report(Path(folder), options)[0]
-        paths.append(trial_md.replace(trial_md.with_name("TRIALS.md")))
-    return (
-        write_landscape_report(folder, pdf=options.pdf, trial_results=options.trial_results) + paths
-    )
+        trial_md.replace(trial_md.with_name("TRIALS.md"))
+    return write_landscape_report(folder, pdf=options.pdf, trial_results=options.trial_results)
 
 
 KIND = register_kind(

@@ -136,7 +136,8 @@ def plot_trend_forest(
     fig, axes = panel_grid(len(tasks), ncols=2, width=6.0, height=0.9 + 0.17 * n_rows)
     for ax, task in zip(axes, tasks, strict=True):
         d = t[t["task"] == task]
-        labels, y = [], 0
+        labels: list[str] = []
+        y = 0.0
         for m_i, metric in enumerate(metrics):
             for against in ("seq_len", "spectral_radius"):
                 g = d[(d["metric"] == metric) & (d["against"] == against)]
@@ -341,6 +342,13 @@ def landscape_markdown(
     if "landscape_c4a_shares" in tables:
         shares = chaos_shares(a.chaos)
         lines += ["### Share of chaotic networks per gain", "", to_markdown(share_table(shares))]
+    if "landscape_cliff_end_points" in tables:
+        lines += [
+            "### End points of the trials on the cliff",
+            "",
+            tables["landscape_cliff_end_points"].read_text(encoding="utf-8"),
+            "",
+        ]
     lines += ["## Tables", ""]
     lines += [f"- [`{name}`]({rel(path)})" for name, path in tables.items()]
     if (directory / "TRIALS.md").exists():
