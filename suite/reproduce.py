@@ -17,6 +17,7 @@ computed from the stored records by the rules of :mod:`suite.analysis.verdicts`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -136,10 +137,22 @@ def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=V.COLUMNS)
 
 
+@functools.lru_cache(maxsize=2)
+def _landscape_analysis(folder: str, stamp: int) -> Any:
+    return kind_of("landscape").analyse(Path(folder))
+
+
+def _landscape(folder: Path) -> Any:
+    """The landscape analysis of ``folder``, computed once per state of its index (the
+    bootstrap trend tables take seconds; the verdicts and the C4 section share them)."""
+    index = folder / "index.jsonl"
+    return _landscape_analysis(str(folder), index.stat().st_mtime_ns if index.exists() else 0)
+
+
 def _c4_verdicts(folder: Path, rel: str) -> list[pd.DataFrame]:
     """C4a (chaos: Lyapunov shares) and C4b (roughness and stall trends) from a landscape
     folder, with their figures as evidence."""
-    la = kind_of("landscape").analyse(folder)
+    la = _landscape(folder)
     figs = f"{rel}/figures/landscape_"
     return [
         V.verdict_c4a(la.chaos, la.reference, f"{figs}c4a_chaos.png"),
@@ -150,7 +163,7 @@ def _c4_verdicts(folder: Path, rel: str) -> list[pd.DataFrame]:
 def _c4_section(v: pd.DataFrame, display: pd.DataFrame, folder: Path) -> list[str]:
     """The claims report's C4 section: C4a and C4b apart, each with its rule, verdict table
     (effect, 95% interval), figures, sensitivity and limits."""
-    la = kind_of("landscape").analyse(folder)
+    la = _landscape(folder)
     rel = f"../{folder.name}"
     lines = [
         f"## C4: {STATEMENTS['C4']}",
