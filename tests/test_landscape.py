@@ -371,3 +371,46 @@ def test_landscape_report_writes_report_md_with_resolving_links(tmp_path):
     for link in links:
         assert (report.parent / link).exists(), link
     shutil.rmtree(tmp_path / "land")
+
+
+def test_stale_landscape_records_are_left_out(tmp_path):
+    """Records of an earlier version of the experiment (other keys) do not mix with the
+    current ones: analyse() keeps only the keys the stored spec expands to, and says so."""
+    import json
+
+    from suite.kinds.landscape import analyse
+    from suite.runner import run_experiment
+    from suite.store import Store
+
+    path = tmp_path / "land.toml"
+    path.write_text(
+        """name = "land"
+kind = "landscape"
+seeds = 1
+reference = []
+measurements = ["slices"]
+tdnn_twin = false
+[settings]
+n_directions = 1
+n_alphas = 11
+n_2d = 3
+n_interp = 5
+spread_points = 4
+train_steps = 5
+checkpoints = 2
+[[problems]]
+task = "adding"
+seq_len = 4
+n_train = 8
+hidden = 2
+"""
+    )
+    run_experiment(path, out=tmp_path, jobs=1, progress=False)
+    folder = tmp_path / "land"
+    assert len(analyse(folder).slices) == 2  # one record: its start and its trained point
+    store = Store(folder)
+    old = json.loads(json.dumps(store.records()[0]))
+    old["key"] = "stale0000000000"
+    store.write(old)
+    with pytest.warns(UserWarning, match="1 stale landscape records"):
+        assert len(analyse(folder).slices) == 2

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -353,6 +354,7 @@ class LyapunovReferenceUnit:
         return seeding.content_hash(
             {
                 "kind": "lyapunov_reference",
+                "lambdas": True,  # records hold every exponent (C4a's calibration shares)
                 "gain": float(gain),
                 "n": self.n,
                 "networks": self.networks,
@@ -527,20 +529,59 @@ def canonical(p: Any) -> str:
     return seeding.canonical_json({"task": p.task, "model": p.model})
 
 
+def current_keys(results: Any) -> set[str] | None:
+    """The record keys the folder's stored experiment spec expands to, or None when the folder
+    has no spec or it no longer expands (then every record is used). Records under other keys
+    are stale: written by an earlier version of the experiment (other settings), they must not
+    be mixed with the current ones."""
+    spec = results.experiment or {}
+    if spec.get("kind") != "landscape":
+        return None
+    merged = {k: v for k, v in spec.items() if k not in ("profile", "source", "units")}
+    try:
+        units = expand(merged, str(spec.get("profile", "default")))
+    except (ValueError, TypeError, KeyError):
+        return None
+    return {k for u in units for k in u.keys()}
+
+
+def current_records(folder: str | Path) -> list[dict]:
+    """The landscape records of ``folder`` that its stored experiment spec produces
+    (:func:`current_keys`); a warning names how many stale records were left out."""
+    results = load_results(folder)
+    records = landscape_records(results)
+    keys = current_keys(results)
+    if keys is None:
+        return records
+    kept = [r for r in records if r.get("key") in keys]
+    if len(kept) < len(records):
+        warnings.warn(
+            f"{folder}: {len(records) - len(kept)} stale landscape records (not produced by the "
+            "stored experiment spec) left out",
+            stacklevel=2,
+        )
+    return kept
+
+
 def analyse(folder: str | Path) -> LandscapeAnalysis:
-    """The frames of the landscape records of a results folder."""
-    return analyse_landscape(landscape_records(load_results(folder)))
+    """The frames of the current landscape records of a results folder (:func:`current_records`)."""
+    return analyse_landscape(current_records(folder))
 
 
 def report(folder: str | Path, options: ReportOptions) -> list[Path]:
     """The trial report of the cliff trials the folder holds, if any (moved to ``TRIALS.md``,
     which ``REPORT.md`` links; not in the returned list), then the landscape tables, figures and
-    ``REPORT.md`` (:func:`write_landscape_report`, with the cliff trials of
+    ``REPORT.md`` of its current records (:func:`write_landscape_report`, with the cliff trials of
     ``options.trial_results`` drawn too)."""
     if load_results(folder).records("trial"):
         trial_md = write_compare_report(Path(folder), options)[0]
         trial_md.replace(trial_md.with_name("TRIALS.md"))
-    return write_landscape_report(folder, pdf=options.pdf, trial_results=options.trial_results)
+    return write_landscape_report(
+        folder,
+        pdf=options.pdf,
+        trial_results=options.trial_results,
+        records=current_records(folder),
+    )
 
 
 KIND = register_kind(

@@ -419,8 +419,10 @@ def write_landscape_report(
     results_dir: str | os.PathLike[str],
     pdf: bool = False,
     trial_results: Sequence[str | os.PathLike[str]] = (),
+    records: Sequence[dict] | None = None,
 ) -> list[Path]:
-    """Tables, figures and ``REPORT.md`` of the landscape records of a results folder (C4).
+    """Tables, figures and ``REPORT.md`` of the landscape records of a results folder (C4)
+    (``records``: those to use, default every landscape record of the folder).
 
     Writes ``tables/landscape_roughness`` (means per problem), ``tables/landscape_trends``
     (Spearman trends per stratum, bootstrap intervals), ``tables/landscape_c4a_shares``,
@@ -434,7 +436,7 @@ def write_landscape_report(
     """
     directory = Path(results_dir)
     results = load_results(directory)
-    records = landscape_records(results)
+    records = landscape_records(results) if records is None else list(records)
     sources = [results, *(load_results(other) for other in trial_results)]
     trials = [r for source in sources for r in source.records("trial")]
     frames = [source.trials for source in sources if len(source.trials)]
