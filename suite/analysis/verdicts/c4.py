@@ -77,7 +77,9 @@ LIMITS: dict[str, str] = {
         "finite-time exponents (lyapunov_steps after a transient) of small networks (H = 4); "
         "the drive is i.i.d. draws of the training inputs, not the task's sequences; the share "
         "depends on the gain sweep of the experiment (reported per gain) and on the threshold "
-        "(sensitivity at 0, 0.01, 0.05). Refutable: a contractive network gives share 0."
+        "(sensitivity at 0, 0.01, 0.05). Intervals: percentile bootstrap over networks; a share "
+        "of 0 (or 1) gets the exact Clopper-Pearson bound as its open end, so fewer than 17 "
+        "networks cannot refute. Refutable: a contractive network gives share 0."
     ),
     "C4b": (
         "minima along random lines (a few per network, 101 points on [-1, 1]) are a 1-D view of a "
