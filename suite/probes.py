@@ -33,6 +33,19 @@ Roughness of a 1-D slice ``L(alpha_i)`` sampled on a uniform grid (:func:`roughn
   down. Scale-free, so slices of different tasks and lengths are comparable.
 * Non-finite losses are counted (``nonfinite``) and left out.
 
+Prominent minima (:func:`prominent_minima`): a dip counts only if it is deep. The minima of
+``L(alpha)`` are the peaks of ``-log10 L`` (``scipy.signal.find_peaks``) whose *prominence*
+(the height of the peak above the higher of the two lowest points separating it from higher
+peaks; Llamas' topographic prominence, scipy's definition) is at least ``prominence`` decades:
+0.05 decades is a dip of about 12% of the loss, on both sides. On the log scale the threshold
+does not depend on the loss level of the slice, so short and long sequences are judged alike.
+
+Fixed-radius directions (:func:`fixed_radius_direction`): every filter of ``d`` rescaled to the
+same absolute norm ``radius`` (biases zero), whatever the weights. A filter-normalised line
+``alpha`` in ``[-1, 1]`` reaches ``W_h (1 +- 1)`` in scale, so its length grows with the spectral
+radius of ``W_h``, and part of any correlation of roughness with the radius is built into the
+probe; lines of a fixed absolute length remove that.
+
 Gradient-norm spread (:func:`gradient_spread`): ``log10(q95 / q5)`` of ``||grad L||`` over
 ``n_points`` random points ``theta + radius d_k`` (independent filter-normalised ``d_k``): how
 many decades the gradient spans in a region; cliffs make it large.
@@ -66,6 +79,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.signal import find_peaks
 from scipy.special import expit, logit
 
 from tasks.cliff import cliff_fixed_points, cliff_loss_grid
@@ -77,9 +91,11 @@ __all__ = [
     "cliff_summary",
     "cliff_surface",
     "filter_normalized_direction",
+    "fixed_radius_direction",
     "gradient_spread",
     "interpolation",
     "lyapunov_exponents",
+    "prominent_minima",
     "rnn_lyapunov",
     "roughness",
     "slice_1d",
@@ -135,6 +151,34 @@ def filter_normalized_direction(
             db[k] = np.zeros_like(db[k])
         else:
             db[k] = np.sign(db[k]) * np.abs(tb[k])
+    out = np.asarray(model.pack(db))
+    return out[0] if single else out
+
+
+def fixed_radius_direction(
+    model: Any, theta: np.ndarray, rng: np.random.Generator, radius: float = 1.0
+) -> np.ndarray:
+    """A random direction for each row of ``theta[N, P]`` (or ``theta[P]``) whose every filter
+    (see the module docstring) has the absolute norm ``radius``; biases zero. Models without a
+    filter layout get ``d radius / ||d||``. Unlike :func:`filter_normalized_direction` the
+    length of the line does not follow the weights."""
+    if not radius > 0:
+        raise ValueError(f"radius must be > 0, got {radius!r}")
+    single = np.ndim(theta) == 1
+    theta = np.atleast_2d(np.asarray(theta, dtype=np.float64))
+    d = rng.standard_normal(theta.shape)
+    name = getattr(model, "name", "")
+    if name not in FILTERS:
+        out = d * (radius / np.maximum(np.linalg.norm(d, axis=1), 1e-300))[:, None]
+        return out[0] if single else out
+    db = {k: np.array(v, copy=True) for k, v in model.unpack(d).items()}
+    for group in FILTERS[name]:
+        d_rows = np.concatenate([db[k] for k in group], axis=2)
+        scale = radius / np.maximum(np.linalg.norm(d_rows, axis=2), 1e-300)
+        for k in group:
+            db[k] = db[k] * scale[:, :, None]
+    for k in BIASES[name]:
+        db[k] = np.zeros_like(db[k])
     out = np.asarray(model.pack(db))
     return out[0] if single else out
 
@@ -252,6 +296,27 @@ def roughness(alphas: np.ndarray, losses: np.ndarray, rel_tol: float = 1e-9) -> 
     is_min = (mid < y[:-2] - tol) & (mid <= y[2:] + tol) & (mid < y[2:] + tol)
     n_min = int(is_min.sum())
     return Roughness(n_min, n_min / length, tv, tv / span, span, nonfinite)
+
+
+def prominent_minima(losses: np.ndarray, prominence: float = 0.05) -> int:
+    """Number of interior local minima of a sampled slice ``L(alpha_i)`` whose prominence on
+    ``log10 L`` is at least ``prominence`` decades (``scipy.signal.find_peaks`` on ``-log10 L``;
+    module docstring). ``prominence = 0`` counts every strict dip. Non-finite or non-positive
+    losses split the slice: each finite positive run is counted on its own."""
+    if prominence < 0:
+        raise ValueError(f"prominence must be >= 0, got {prominence!r}")
+    y = np.asarray(losses, dtype=np.float64).ravel()
+    ok = np.isfinite(y) & (y > 0)
+    count = 0
+    # runs of consecutive usable points
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+    for start, stop in zip(edges[::2], edges[1::2], strict=True):
+        if stop - start < 3:
+            continue
+        z = -np.log10(y[start:stop])
+        peaks, _ = find_peaks(z, prominence=prominence if prominence > 0 else (1e-12, None))
+        count += int(peaks.size)
+    return count
 
 
 def gradient_spread(
@@ -398,8 +463,9 @@ def sompolinsky_reference(
     """Largest Lyapunov exponent of ``h <- tanh(W h)``, ``W ~ N(0, g^2 / n)``, per gain.
 
     Returns one row per gain: ``gain``, ``lambda_mean``, ``lambda_std``, ``lambda_min``,
-    ``lambda_max`` over ``networks`` random matrices, and ``radius_mean`` (their spectral
-    radius). ``rng`` default ``default_rng(0)``.
+    ``lambda_max`` over ``networks`` random matrices, ``radius_mean`` (their spectral
+    radius) and ``lambdas`` (the list of the exponents, one per network). ``rng`` default
+    ``default_rng(0)``.
     """
     rng = np.random.default_rng(0) if rng is None else rng
     rows = []
@@ -416,6 +482,7 @@ def sompolinsky_reference(
                 "radius_mean": float(spectral_radius(W).mean()),
                 "n": int(n),
                 "networks": int(networks),
+                "lambdas": [float(v) for v in lam],
             }
         )
     return pd.DataFrame(rows)

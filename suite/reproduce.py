@@ -17,6 +17,7 @@ computed from the stored records by the rules of :mod:`suite.analysis.verdicts`.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import platform
@@ -131,11 +132,91 @@ def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
     frames.append(
         V.verdict_c3(optima.starts, optima.comparison, f"{rel['optima']}/figures/optima_twins.png")
     )
-    la = kind_of("landscape").analyse(dirs["landscape"])
-    figs = f"{rel['landscape']}/figures/landscape_roughness_init_vs"
-    frames.append(V.verdict_c4(la.trends, f"{figs}_seq_len.png;{figs}_spectral_radius.png"))
+    frames += _c4_verdicts(dirs["landscape"], rel["landscape"])
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=V.COLUMNS)
+
+
+@functools.lru_cache(maxsize=2)
+def _landscape_analysis(folder: str, stamp: int) -> Any:
+    return kind_of("landscape").analyse(Path(folder))
+
+
+def _landscape(folder: Path) -> Any:
+    """The landscape analysis of ``folder``, computed once per state of its index (the
+    bootstrap trend tables take seconds; the verdicts and the C4 section share them)."""
+    index = folder / "index.jsonl"
+    return _landscape_analysis(str(folder), index.stat().st_mtime_ns if index.exists() else 0)
+
+
+def _c4_verdicts(folder: Path, rel: str) -> list[pd.DataFrame]:
+    """C4a (chaos: Lyapunov shares) and C4b (roughness and stall trends) from a landscape
+    folder, with their figures as evidence."""
+    la = _landscape(folder)
+    figs = f"{rel}/figures/landscape_"
+    return [
+        V.verdict_c4a(la.chaos, la.reference, f"{figs}c4a_chaos.png"),
+        V.verdict_c4b(la.trends, f"{figs}c4b_trends.png;{figs}c4b_sensitivity.png"),
+    ]
+
+
+def _c4_section(v: pd.DataFrame, display: pd.DataFrame, folder: Path) -> list[str]:
+    """The claims report's C4 section: C4a and C4b apart, each with its rule, verdict table
+    (effect, 95% interval), figures, sensitivity and limits."""
+    la = _landscape(folder)
+    rel = f"../{folder.name}"
+    lines = [
+        f"## C4: {STATEMENTS['C4']}",
+        "",
+        "Judged as two statements: C4a *chaotic* (a positive largest Lyapunov exponent) and C4b "
+        "*rough, with frequent and badly placed optima* (trends of prominent minima along lines "
+        "and of stall losses with T and radius). Details: "
+        f"[`{folder.name}/REPORT.md`]({rel}/REPORT.md).",
+        "",
+    ]
+    for claim, title in (("C4a", "chaotic"), ("C4b", "rough, frequent and badly placed optima")):
+        rows = v[v["claim"] == claim]
+        lines += [f"### {claim}: {title}", "", f"**Rule.** {V.RULES[claim]}", ""]
+        if rows.empty:
+            lines += ["No data: the landscape experiment has no usable records.", ""]
+            continue
+        lines += [to_markdown(display[v["claim"] == claim].drop(columns=["claim"])), ""]
+        for ev in dict.fromkeys(e for evs in rows["evidence"] for e in evs.split(";") if e):
+            lines += [f"![{claim}]({ev})", ""]
+        if claim == "C4a":
+            sens = pd.concat(
+                [V.c4.chaos_shares(la.chaos, eps) for eps in V.c4.LYAP_EPS_SENSITIVITY]
+            )
+            if not sens.empty:
+                sens = sens[(sens["gain"] == "all") & (sens["drive"] == "driven")]
+                lines += [
+                    "**Sensitivity to the threshold** (share of networks with lambda_max > eps, "
+                    "driven, all gains pooled):",
+                    "",
+                    to_markdown(_ci_table(sens, ["task", "where", "eps"], "share")),
+                    "",
+                ]
+        else:
+            sens = V.c4.c4b_sensitivity(la.minima)
+            if not sens.empty:
+                lines += [
+                    "**Sensitivity to the prominence threshold and to the line** (Spearman rho of "
+                    "minima per line, mean over strata, at the start):",
+                    "",
+                    to_markdown(_ci_table(sens, ["task", "line", "against", "prominence"], "rho")),
+                    "",
+                ]
+        lines += [f"**Limits.** {V.LIMITS[claim]}", ""]
+    return lines
+
+
+def _ci_table(frame: pd.DataFrame, keys: list[str], value: str) -> pd.DataFrame:
+    """``keys`` and ``value [low, high]`` as display strings."""
+    out = frame[keys].astype(str).reset_index(drop=True)
+    out[f"{value} [95% CI]"] = [
+        f"{_fmt(r[value])} [{_fmt(r['low'])}, {_fmt(r['high'])}]" for _, r in frame.iterrows()
+    ]
+    return out
 
 
 def _fmt(x: Any) -> str:
@@ -173,7 +254,8 @@ def verdict_table(v: pd.DataFrame) -> pd.DataFrame:
 
 def _matrix(v: pd.DataFrame) -> pd.DataFrame:
     m = v.pivot_table(index="problem", columns="claim", values="verdict", aggfunc="first")
-    return m.reindex(columns=[c for c in STATEMENTS if c in m.columns]).fillna("")
+    order = [c for k in STATEMENTS for c in (k, f"{k}a", f"{k}b")]
+    return m.reindex(columns=[c for c in order if c in m.columns]).fillna("")
 
 
 def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
@@ -209,6 +291,9 @@ def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
         ]
     lines += ["## Verdict matrix", "", to_markdown(matrix), ""]
     for claim, statement in STATEMENTS.items():
+        if claim == "C4":
+            lines += _c4_section(v, display, dirs["landscape"])
+            continue
         rows = v[v["claim"] == claim]
         lines += [f"## {claim}: {statement}", "", f"**Rule.** {V.RULES[claim]}", ""]
         if rows.empty:

@@ -226,3 +226,191 @@ def test_cliff_end_points_take_the_family_from_the_trials_frame():
     assert (row["w"], row["b"]) == (5.0, -2.5)
     with pytest.raises(ValueError, match="family"):
         ls.cliff_end_points([record], trials.drop(columns="family"))
+
+
+# ------------------------------------------------------------------ C4: prominence, fixed radius
+def test_prominent_minima_counts_deep_dips_not_ripples():
+    a = np.linspace(-1, 1, 2001)
+    deep = 1.0 + 0.5 * np.cos(4 * np.pi * a)  # 4 interior minima, each ~0.48 decades deep
+    ripples = deep * (1 + 0.01 * np.cos(100 * np.pi * a))  # dips ~0.009 decades deep on top
+    assert probes.prominent_minima(deep, 0.05) == 4
+    assert probes.prominent_minima(ripples, 0.05) == 4
+    assert probes.prominent_minima(ripples, 0.0) > 20  # every dip counts without a threshold
+    assert probes.prominent_minima(deep, 1.0) == 0  # none is a full decade deep
+    # the threshold is on log10 L: scaling the loss does not change the count
+    assert probes.prominent_minima(1e-6 * ripples, 0.05) == 4
+    # a non-finite point splits the slice; each finite run is counted on its own
+    split = np.where(np.abs(a) < 0.01, np.nan, deep)
+    assert probes.prominent_minima(split, 0.05) == 4
+    assert probes.prominent_minima(np.exp(a), 0.0) == 0
+    with pytest.raises(ValueError, match="prominence"):
+        probes.prominent_minima(deep, -1.0)
+
+
+def test_fixed_radius_direction_ignores_the_scale_of_the_weights():
+    rng = np.random.default_rng(0)
+    model = make_model("elman", 2, 1, hidden=3)
+    theta = rng.normal(size=model.dim)
+    for scale in (0.1, 10.0):
+        d = probes.fixed_radius_direction(model, scale * theta, np.random.default_rng(1), 0.7)
+        db = model.unpack(d[None])
+        rows = np.concatenate([db["W_h"], db["W_x"]], axis=2)[0]
+        np.testing.assert_allclose(np.linalg.norm(rows, axis=1), 0.7)
+        np.testing.assert_allclose(np.linalg.norm(db["W_o"][0], axis=1), 0.7)
+        assert np.all(db["b"] == 0) and np.all(db["c"] == 0)
+    # the filter-normalised direction, by contrast, scales with the weights
+    f1 = probes.filter_normalized_direction(model, 0.1 * theta, np.random.default_rng(1))
+    f2 = probes.filter_normalized_direction(model, 10 * theta, np.random.default_rng(1))
+    assert np.linalg.norm(f2) == pytest.approx(100 * np.linalg.norm(f1))
+    with pytest.raises(ValueError, match="radius"):
+        probes.fixed_radius_direction(model, theta, rng, 0.0)
+
+
+def test_stratified_spearman_known_answers():
+    rng = np.random.default_rng(0)
+    x = np.tile(np.arange(10.0), 3)
+    strata = np.repeat(["a", "b", "c"], 10)
+    # monotone within every stratum, with strata offsets that would spoil a pooled rho
+    y = x + np.repeat([100.0, 0.0, -100.0], 10)
+    e, per = ls.stratified_spearman(x, y, strata, rng=rng)
+    assert e.value == pytest.approx(1.0) and (e.low, e.high) == (1.0, 1.0)
+    assert [v for v, _, _ in per] == ["a", "b", "c"] and all(n == 10 for _, _, n in per)
+    # reversed within strata: -1
+    assert ls.stratified_spearman(x, -y, strata)[0].value == pytest.approx(-1.0)
+    # no relation and many rows: the interval sits around 0 and excludes a moderate trend
+    xn = np.tile(np.arange(8.0), 100)
+    yn = rng.normal(size=xn.size)
+    en, _ = ls.stratified_spearman(xn, yn, np.repeat(np.arange(4), 200))
+    assert en.low < 0 < en.high and en.high < 0.3
+    assert en.low <= en.value <= en.high
+
+
+def test_spearman_rows_matches_scipy():
+    from scipy import stats as st
+
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 4, size=(5, 12)).astype(float)  # ties
+    y = rng.normal(size=(5, 12))
+    got = ls.spearman_rows(x, y)
+    want = [st.spearmanr(x[i], y[i]).statistic for i in range(5)]
+    np.testing.assert_allclose(got, want)
+    assert np.isnan(ls.spearman_rows(np.ones((1, 5)), y[:1, :5])[0])
+
+
+def test_trend_table_is_per_stratum_with_bootstrap_intervals():
+    import pandas as pd
+
+    rows = []
+    for r in (0.5, 2.0):
+        for T in (5, 10, 20):
+            for seed in range(4):
+                rows.append(
+                    dict(
+                        task="t",
+                        model="elman",
+                        where="init",
+                        seq_len=T,
+                        spectral_radius=r,
+                        minima_fixed=T / 5 + seed * 0.01,
+                        stall_gap=np.nan,
+                    )
+                )
+    t = ls.trend_table(pd.DataFrame(rows), metrics=("minima_fixed",), n_boot=200)
+    by_t = t[t["against"] == "seq_len"]
+    assert set(by_t["stratum"]) == {"spectral_radius=0.5", "spectral_radius=2.0", "mean"}
+    assert by_t["rho"].min() > 0.9
+    assert (t["rho_low"] <= t["rho"] + 1e-12).all() and (t["rho"] <= t["rho_high"] + 1e-12).all()
+    # the radius does not matter here: within each T the trend with the radius is ~0
+    mean_r = t[(t["against"] == "spectral_radius") & (t["stratum"] == "mean")].iloc[0]
+    assert abs(mean_r["rho"]) < 0.5
+
+
+def test_stall_gaps_are_relative_to_the_best_of_the_configuration():
+    import pandas as pd
+
+    base = dict(task="t", model="elman", seq_len=5, spectral_radius=0.5, baseline_loss=5.0)
+    frame = pd.DataFrame(
+        [{**base, "where": "trained", "loss": v} for v in (1.0, 2.0, 3.0)]
+        + [{**base, "where": "init", "loss": 4.0}]
+        + [{**base, "seq_len": 10, "where": "trained", "loss": v} for v in (4.0, 4.5)]
+    )
+    gaps = ls.stall_gaps(frame)
+    np.testing.assert_allclose(gaps.iloc[:3], [0.0, 0.25, 0.5])
+    assert np.isnan(gaps.iloc[3])  # initial points have no stall gap
+    np.testing.assert_allclose(gaps.iloc[4:], [0.0, 0.5])  # its own configuration's best
+
+
+def test_landscape_report_writes_report_md_with_resolving_links(tmp_path):
+    import re
+    import shutil
+
+    from suite.report.landscape import write_landscape_report
+
+    exp = _experiment(reference=["sompolinsky"])
+    records = []
+    for unit in exp.units:
+        if type(unit).__name__ == "LyapunovReferenceUnit":
+            unit = type(unit)(
+                experiment="land", gains=(0.5, 2.0), n=40, networks=3, steps=100, transient=20
+            )
+        records += unit.run()
+    from suite.store import Store
+
+    store = Store(tmp_path / "land")
+    for r in records:
+        store.write(r)
+    paths = write_landscape_report(tmp_path / "land")
+    report = tmp_path / "land" / "REPORT.md"
+    assert report in paths
+    text = report.read_text()
+    for claim in ("C4a", "C4b"):
+        assert f"## {claim}" in text
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert any("landscape_c4a_chaos.png" in link for link in links)
+    assert any("landscape_c4b_trends.png" in link for link in links)
+    for link in links:
+        assert (report.parent / link).exists(), link
+    shutil.rmtree(tmp_path / "land")
+
+
+def test_stale_landscape_records_are_left_out(tmp_path):
+    """Records of an earlier version of the experiment (other keys) do not mix with the
+    current ones: analyse() keeps only the keys the stored spec expands to, and says so."""
+    import json
+
+    from suite.kinds.landscape import analyse
+    from suite.runner import run_experiment
+    from suite.store import Store
+
+    path = tmp_path / "land.toml"
+    path.write_text(
+        """name = "land"
+kind = "landscape"
+seeds = 1
+reference = []
+measurements = ["slices"]
+tdnn_twin = false
+[settings]
+n_directions = 1
+n_alphas = 11
+n_2d = 3
+n_interp = 5
+spread_points = 4
+train_steps = 5
+checkpoints = 2
+[[problems]]
+task = "adding"
+seq_len = 4
+n_train = 8
+hidden = 2
+"""
+    )
+    run_experiment(path, out=tmp_path, jobs=1, progress=False)
+    folder = tmp_path / "land"
+    assert len(analyse(folder).slices) == 2  # one record: its start and its trained point
+    store = Store(folder)
+    old = json.loads(json.dumps(store.records()[0]))
+    old["key"] = "stale0000000000"
+    store.write(old)
+    with pytest.warns(UserWarning, match="1 stale landscape records"):
+        assert len(analyse(folder).slices) == 2

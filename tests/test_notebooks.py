@@ -69,9 +69,11 @@ kind = "landscape"
 seed = 0
 seeds = 2
 reference = []
-measurements = ["slices"]
+measurements = ["slices", "lyapunov"]
 
 [settings]
+lyapunov_steps = 50
+lyapunov_transient = 10
 n_directions = 2
 n_alphas = 21
 n_interp = 11
@@ -110,7 +112,7 @@ def outputs(cells: list) -> tuple[str, str, int]:
 @pytest.fixture(scope="session")
 def tiny_claims(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A results root with tiny ``speed``, ``truncation``, ``optima``, ``landscape`` folders and
-    their claims report, whose stored C4 verdict is then altered (the notebook must notice)."""
+    their claims report, whose stored C4b verdict is then altered (the notebook must notice)."""
     from suite.reproduce import claims_dir, result_dirs, write_claims_report
     from suite.runner import run_experiment
 
@@ -125,8 +127,8 @@ def tiny_claims(tmp_path_factory: pytest.TempPathFactory) -> Path:
     write_claims_report(result_dirs(root, quick=False), claims_dir(root, quick=False))
     stored = root / "claims" / "tables" / "verdicts.csv"
     v = pd.read_csv(stored)
-    assert sorted(v["claim"]) == ["C1", "C2", "C3", "C4"]
-    v.loc[v["claim"] == "C4", "verdict"] = "altered"
+    assert sorted(v["claim"]) == ["C1", "C2", "C3", "C4a", "C4b"]
+    v.loc[v["claim"] == "C4b", "verdict"] = "altered"
     v.to_csv(stored, index=False)
     return root
 
@@ -144,17 +146,18 @@ def test_claims_notebook_on_tiny_results(tiny_claims: Path, execute_notebook) ->
     cells, _ = run_notebook(tiny_claims, "full", execute_notebook)
     text, markdown, images = outputs(cells)
     assert f"results root {tiny_claims.resolve()}" in text
-    # the recomputed verdicts against the stored table, whose C4 verdict was altered
-    assert "3 of 4 verdicts agree" in text and "| C4 | adding | mixed | altered |" in markdown
-    for claim in ("C1", "C2", "C3", "C4"):
+    # the recomputed verdicts against the stored table, whose C4b verdict was altered
+    assert "4 of 5 verdicts agree" in text and "| C4b | adding | mixed | altered |" in markdown
+    for claim in ("C1", "C2", "C3", "C4a", "C4b"):
         assert f"**{claim}.**" in markdown  # statement, rule and verdict rows of every claim
     from suite.analysis.verdicts import RULES
 
     assert all(rule in markdown for rule in RULES.values())
     # C1 evidence: the ERT table names both families; C2-C4: their tables and figures
     assert "| adam(lr=0.03) | BPTT |" in markdown and "| random-search | black-box |" in markdown
-    assert "RNN share above margin" in markdown and "minima_per_unit" in markdown
-    assert images == 5  # loss curves, final losses, twins, two roughness panels
+    assert "RNN share above margin" in markdown and "minima_fixed" in markdown
+    # loss curves, final losses, twins; C4: chaos shares, trend forest, prominence sensitivity
+    assert images == 6
 
 
 @pytest.mark.slow  # 15 s on the quick results, more on the reference ones

@@ -187,33 +187,132 @@ def test_c3_compares_the_twins_paired_by_seed():
     assert V.verdict_c3(swapped, comparison)["verdict"].iloc[0] == "refuted"
 
 
-def test_c4_follows_the_trend_table():
-    def trends(rho_t: float, rho_r: float) -> pd.DataFrame:
-        rows = []
-        for model, against, rho in (
-            ("elman", "seq_len", rho_t),
-            ("elman", "spectral_radius", rho_r),
-            ("tdnn", "seq_len", 0.0),
-        ):
-            rows.append(
-                dict(
-                    task="adding",
-                    model=model,
-                    where="init",
-                    metric="minima_per_unit",
-                    against=against,
-                    rho=rho,
-                    rho_low=rho - 0.2,
-                    rho_high=rho + 0.2,
-                    n=64,
-                )
+def _c4b_trends(rho_t: float, rho_r: float, stall: float, half: float = 0.2) -> pd.DataFrame:
+    rows = []
+    for metric, where, against, rho in (
+        ("minima_fixed", "init", "seq_len", rho_t),
+        ("minima_fixed", "init", "spectral_radius", rho_r),
+        ("stall_gap", "trained", "seq_len", stall),
+        ("stall_gap", "trained", "spectral_radius", stall),
+    ):
+        rows.append(
+            dict(
+                task="adding",
+                model="elman",
+                where=where,
+                metric=metric,
+                against=against,
+                stratum="mean",
+                rho=rho,
+                rho_low=rho - half,
+                rho_high=rho + half,
+                n=64,
             )
-        return pd.DataFrame(rows)
+        )
+    return pd.DataFrame(rows)
 
-    assert V.verdict_c4(trends(0.6, 0.7))["verdict"].iloc[0] == "supported"
-    assert V.verdict_c4(trends(0.6, -0.1))["verdict"].iloc[0] == "mixed"
-    assert V.verdict_c4(trends(-0.2, -0.1))["verdict"].iloc[0] == "refuted"
+
+def test_c4b_follows_the_trend_table():
+    assert V.verdict_c4b(_c4b_trends(0.6, 0.7, 0.5))["verdict"].iloc[0] == "supported"
+    # rough but the traps are not worse: not the whole statement
+    assert V.verdict_c4b(_c4b_trends(0.6, 0.7, 0.0))["verdict"].iloc[0] == "mixed"
+    assert V.verdict_c4b(_c4b_trends(0.6, -0.1, 0.5))["verdict"].iloc[0] == "mixed"
+    # trends whose intervals exclude 0.3 and no stall trend: refuted
+    assert V.verdict_c4b(_c4b_trends(0.0, 0.05, 0.0, half=0.1))["verdict"].iloc[0] == "refuted"
+    # a wide interval around 0 cannot refute
+    assert V.verdict_c4b(_c4b_trends(0.0, 0.0, 0.0, half=0.5))["verdict"].iloc[0] == "mixed"
+
+
+def _slices(slope: float, stall_slope: float, seed: int = 0) -> pd.DataFrame:
+    """Constructed landscape measurements: minima per line grow with T and radius by
+    ``slope`` (plus noise), stall gaps by ``stall_slope``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for r in (0.5, 1.0, 2.0):
+        for T in (5, 10, 20, 40):
+            for s in range(12):
+                for where in ("init", "trained"):
+                    rows.append(
+                        dict(
+                            task="adding",
+                            model="elman",
+                            where=where,
+                            seq_len=T,
+                            spectral_radius=r,
+                            seed=s,
+                            minima_fixed=slope * (np.log2(T) + r) + rng.normal(),
+                            stall_gap=stall_slope * (np.log2(T) + r) + rng.normal()
+                            if where == "trained"
+                            else np.nan,
+                        )
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_c4b_measure_can_support_and_refute():
+    from suite.analysis.landscape import trend_table
+
+    metrics = ("minima_fixed", "stall_gap")
+    rough = trend_table(_slices(2.0, 2.0), metrics=metrics, n_boot=300)
+    assert V.verdict_c4b(rough)["verdict"].iloc[0] == "supported"
+    flat = trend_table(_slices(0.0, 0.0), metrics=metrics, n_boot=300)
+    v = V.verdict_c4b(flat)
+    assert v["verdict"].iloc[0] == "refuted", v.iloc[0].to_dict()
+    assert v["ci_low"].iloc[0] <= v["effect"].iloc[0] <= v["ci_high"].iloc[0]
+
+
+def _chaos(W: np.ndarray, rng: np.random.Generator) -> pd.DataFrame:
+    """Chaos rows (the LandscapeAnalysis.chaos layout) of the autonomous networks ``W``."""
+    from suite.probes import lyapunov_exponents
+
+    lam = lyapunov_exponents(W, rng, steps=300, transient=100)[:, 0]
+    rows = []
+    for where in ("init", "trained"):
+        for drive in ("driven", "autonomous"):
+            for i, v in enumerate(lam):
+                rows.append(
+                    dict(
+                        task="constructed",
+                        model="elman",
+                        hidden=W.shape[1],
+                        seed=i,
+                        spectral_radius=1.0,
+                        where=where,
+                        drive=drive,
+                        lam=float(v),
+                    )
+                )
+    return pd.DataFrame(rows)
+
+
+def test_c4a_contractive_networks_refute_and_gain_two_supports():
+    from suite.probes import sompolinsky_reference
+
+    rng = np.random.default_rng(0)
+    reference = sompolinsky_reference((0.5, 2.0), n=100, networks=4, steps=300, transient=100)
+    H, n = 40, 24  # >= 17 networks: the bound on "never chaotic" can fall below 0.2
+    Q = np.linalg.qr(rng.normal(size=(n, H, H)))[0]
+    contractive = V.verdict_c4a(_chaos(0.5 * Q, rng), reference)
+    assert contractive["verdict"].iloc[0] == "refuted"
+    assert contractive["effect"].iloc[0] == 0.0
+    # never chaotic is a bound, not a certainty: the upper end is the Clopper-Pearson bound
+    assert contractive["ci_high"].iloc[0] == pytest.approx(1 - 0.025 ** (1 / n))
+    chaotic = V.verdict_c4a(_chaos(rng.normal(size=(n, H, H)) * 2.0 / np.sqrt(H), rng), reference)
+    assert chaotic["verdict"].iloc[0] == "supported"
+    assert chaotic["effect"].iloc[0] > 0.5  # small random networks: most, not all, chaotic
+    assert "calibration: ok" in chaotic["detail"].iloc[0]
+
+
+def test_c4a_calibration_failure_gives_no_verdict():
+    rng = np.random.default_rng(1)
+    H, n = 30, 6
+    W = rng.normal(size=(n, H, H)) * 2.0 / np.sqrt(H)
+    blind = pd.DataFrame(
+        {"gain": [0.5, 2.0], "lambdas": [[-0.6] * 4, [-0.2] * 4]}  # a measure that sees no chaos
+    )
+    v = V.verdict_c4a(_chaos(W, rng), blind)
+    assert v["verdict"].iloc[0] == "no data (calibration failed)"
 
 
 def test_every_claim_has_a_rule_and_limits():
-    assert set(V.RULES) == set(V.LIMITS) == {"C1", "C2", "C3", "C4"}
+    assert set(V.RULES) == set(V.LIMITS) == {"C1", "C2", "C3", "C4a", "C4b"}

@@ -6,8 +6,8 @@ A landscape experiment expands (:func:`expand`) into one :class:`LandscapeUnit` 
 al.'s cliff) and, optionally, compare trials on the cliff task. A unit trains its starts with
 full-batch Adam (:func:`suite.optimizers.batched.rule_path` with the Adam rule of
 :mod:`suite.optimizers.updates`) and runs the probes of :mod:`suite.probes` at the start and
-at the trained point; its records
-(kinds :data:`suite.analysis.landscape.RECORD_KINDS`) are analysed by
+at the trained point; its records (kinds
+:data:`suite.analysis.landscape.RECORD_KINDS`) are analysed by
 :func:`suite.analysis.landscape.analyse_landscape` and reported by
 :func:`suite.report.landscape.write_landscape_report`.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from suite.optimizers.updates import adam
 from suite.probes import (
     cliff_summary,
     filter_normalized_direction,
+    fixed_radius_direction,
     gradient_spread,
     interpolation,
     rnn_lyapunov,
@@ -77,6 +79,7 @@ SETTINGS: dict[str, Any] = {
     "n_directions": 4,
     "n_alphas": 101,
     "alpha_max": 1.0,
+    "abs_radius": 1.0,
     "bias": "zero",
     "n_interp": 61,
     "n_2d": 41,
@@ -116,7 +119,10 @@ class LandscapeUnit:
     """Landscape measurements of one problem for a set of seed indices (one batch).
 
     Seed index ``i`` gives the start of a compare trial's seed ``i`` (init stream); every seed
-    uses the data of seed index ``settings["data_seed"]``. ``measurements`` is a subset of
+    uses the data of seed index ``settings["data_seed"]``. Slices are taken along
+    filter-normalised lines and along lines of the fixed absolute radius
+    ``settings["abs_radius"]`` (``block["fixed"]``), both stored raw so minima can be recounted
+    at any prominence. ``measurements`` is a subset of
     :data:`MEASUREMENTS`. One record per (measurement, seed); kinds ``"landscape"`` (one record
     per seed holding both the start and the trained point), ``"lyapunov"`` and
     ``"truncation"`` (Elman only).
@@ -214,14 +220,23 @@ def _run_landscape(unit: LandscapeUnit) -> list[dict]:
             unit.experiment_seed, {"landscape": [unit.task, unit.model, unit.settings]}
         )
     )
-    evaluate = problem.evaluate  # free of charge: measurements, not optimisation
+
+    def evaluate(rows: np.ndarray) -> np.ndarray:
+        """Train loss of ``rows``, free of charge: measurements, not optimisation."""
+        return np.asarray(problem.evaluate(rows), dtype=np.float64)
+
     records: list[dict] = []
     if "slices" in unit.measurements:
         alphas = np.linspace(-s["alpha_max"], s["alpha_max"], int(s["n_alphas"]))
         interp_a = np.linspace(-0.25, 1.25, int(s["n_interp"]))
         for i, seed in enumerate(seeds):
             rec = unit._base("landscape", seed)
-            rec.update(status="ok", error=None, alphas=alphas.tolist())
+            rec.update(
+                status="ok",
+                error=None,
+                alphas=alphas.tolist(),
+                baseline_loss=float(problem.baseline_loss),
+            )
             for where, theta in (("init", theta0[i]), ("trained", trained[i])):
                 dirs = filter_normalized_direction(
                     model, np.repeat(theta[None], int(s["n_directions"]), 0), rng, s["bias"]
@@ -248,6 +263,14 @@ def _run_landscape(unit: LandscapeUnit) -> list[dict]:
                     else math.nan,
                     "grad_spread": spread,
                 }
+                fixed_dirs = fixed_radius_direction(
+                    model,
+                    np.repeat(theta[None], int(s["n_directions"]), 0),
+                    rng,
+                    float(s["abs_radius"]),
+                )
+                fixed = np.stack([slice_1d(evaluate, theta, d, alphas, rows) for d in fixed_dirs])
+                block["fixed"] = {"radius": float(s["abs_radius"]), "slices": fixed.tolist()}
                 if i < int(s["seeds_2d"]):
                     d1, d2 = filter_normalized_direction(
                         model, np.repeat(theta[None], 2, 0), rng, s["bias"]
@@ -273,6 +296,7 @@ def _run_landscape(unit: LandscapeUnit) -> list[dict]:
         lam0 = rnn_lyapunov(model, theta0, X, rng, steps, transient)
         lam1 = rnn_lyapunov(model, trained, X, rng, steps, transient)
         lamfree = rnn_lyapunov(model, theta0, None, rng, steps, transient)
+        lamfree1 = rnn_lyapunov(model, trained, None, rng, steps, transient)
         r0 = spectral_radius(model.unpack(theta0)["W_h"])
         r1 = spectral_radius(model.unpack(trained)["W_h"])
         for i, seed in enumerate(seeds):
@@ -283,6 +307,7 @@ def _run_landscape(unit: LandscapeUnit) -> list[dict]:
                 lambda_init=float(lam0[i]),
                 lambda_trained=float(lam1[i]),
                 lambda_init_autonomous=float(lamfree[i]),
+                lambda_trained_autonomous=float(lamfree1[i]),
                 radius_init=float(r0[i]),
                 radius_trained=float(r1[i]),
                 loss_init=float(evaluate(theta0[i])),
@@ -329,6 +354,7 @@ class LyapunovReferenceUnit:
         return seeding.content_hash(
             {
                 "kind": "lyapunov_reference",
+                "lambdas": True,  # records hold every exponent (C4a's calibration shares)
                 "gain": float(gain),
                 "n": self.n,
                 "networks": self.networks,
@@ -503,19 +529,59 @@ def canonical(p: Any) -> str:
     return seeding.canonical_json({"task": p.task, "model": p.model})
 
 
+def current_keys(results: Any) -> set[str] | None:
+    """The record keys the folder's stored experiment spec expands to, or None when the folder
+    has no spec or it no longer expands (then every record is used). Records under other keys
+    are stale: written by an earlier version of the experiment (other settings), they must not
+    be mixed with the current ones."""
+    spec = results.experiment or {}
+    if spec.get("kind") != "landscape":
+        return None
+    merged = {k: v for k, v in spec.items() if k not in ("profile", "source", "units")}
+    try:
+        units = expand(merged, str(spec.get("profile", "default")))
+    except (ValueError, TypeError, KeyError):
+        return None
+    return {k for u in units for k in u.keys()}
+
+
+def current_records(folder: str | Path) -> list[dict]:
+    """The landscape records of ``folder`` that its stored experiment spec produces
+    (:func:`current_keys`); a warning names how many stale records were left out."""
+    results = load_results(folder)
+    records = landscape_records(results)
+    keys = current_keys(results)
+    if keys is None:
+        return records
+    kept = [r for r in records if r.get("key") in keys]
+    if len(kept) < len(records):
+        warnings.warn(
+            f"{folder}: {len(records) - len(kept)} stale landscape records (not produced by the "
+            "stored experiment spec) left out",
+            stacklevel=2,
+        )
+    return kept
+
+
 def analyse(folder: str | Path) -> LandscapeAnalysis:
-    """The frames of the landscape records of a results folder."""
-    return analyse_landscape(landscape_records(load_results(folder)))
+    """The frames of the current landscape records of a results folder (:func:`current_records`)."""
+    return analyse_landscape(current_records(folder))
 
 
 def report(folder: str | Path, options: ReportOptions) -> list[Path]:
-    """Tables and figures of a landscape results folder (:func:`write_landscape_report`, with
-    the cliff trials of ``options.trial_results`` drawn too), then the trial report of the cliff
-    trials the folder holds, if any."""
-    paths = write_landscape_report(folder, pdf=options.pdf, trial_results=options.trial_results)
+    """The trial report of the cliff trials the folder holds, if any (moved to ``TRIALS.md``,
+    which ``REPORT.md`` links; not in the returned list), then the landscape tables, figures and
+    ``REPORT.md`` of its current records (:func:`write_landscape_report`, with the cliff trials of
+    ``options.trial_results`` drawn too)."""
     if load_results(folder).records("trial"):
-        paths += write_compare_report(Path(folder), options)
-    return paths
+        trial_md = write_compare_report(Path(folder), options)[0]
+        trial_md.replace(trial_md.with_name("TRIALS.md"))
+    return write_landscape_report(
+        folder,
+        pdf=options.pdf,
+        trial_results=options.trial_results,
+        records=current_records(folder),
+    )
 
 
 KIND = register_kind(

@@ -31,7 +31,20 @@ from suite.analysis.landscape import (
     cliff_end_points,
     landscape_records,
 )
+from suite.analysis.verdicts.c4 import (
+    c4b_sensitivity,
+    chaos_shares,
+    reference_shares,
+    verdict_c4a,
+    verdict_c4b,
+)
 from suite.probes import cliff_surface
+from suite.report.c4 import (
+    landscape_markdown,
+    plot_chaos_shares,
+    plot_prominence_sensitivity,
+    plot_trend_forest,
+)
 from suite.report.plots import (
     empty_figure,
     panel_grid,
@@ -406,18 +419,24 @@ def write_landscape_report(
     results_dir: str | os.PathLike[str],
     pdf: bool = False,
     trial_results: Sequence[str | os.PathLike[str]] = (),
+    records: Sequence[dict] | None = None,
 ) -> list[Path]:
-    """Tables and figures of the landscape records of a results folder (C4).
+    """Tables, figures and ``REPORT.md`` of the landscape records of a results folder (C4)
+    (``records``: those to use, default every landscape record of the folder).
 
     Writes ``tables/landscape_roughness`` (means per problem), ``tables/landscape_trends``
-    (Spearman trends), ``tables/landscape_lyapunov``, ``tables/landscape_reference``,
-    ``tables/landscape_cliff`` and the ``figures/landscape_*.png``. The cliff figure draws the
-    end points of the compare trials on the cliff task found in this folder and in the folders
-    ``trial_results``. ValueError if the folder holds no landscape records at all.
+    (Spearman trends per stratum, bootstrap intervals), ``tables/landscape_c4a_shares``,
+    ``tables/landscape_c4a_reference``, ``tables/landscape_c4b_sensitivity``,
+    ``tables/landscape_verdicts``, ``tables/landscape_lyapunov``,
+    ``tables/landscape_reference``, ``tables/landscape_cliff``, the ``figures/landscape_*.png``
+    and ``REPORT.md`` (the C4a and C4b verdicts with their rules, then every table and figure).
+    The cliff figure draws the end points of the compare trials on the cliff task found in this
+    folder and in the folders ``trial_results``. ValueError if the folder holds no landscape
+    records at all.
     """
     directory = Path(results_dir)
     results = load_results(directory)
-    records = landscape_records(results)
+    records = landscape_records(results) if records is None else list(records)
     sources = [results, *(load_results(other) for other in trial_results)]
     trials = [r for source in sources for r in source.records("trial")]
     frames = [source.trials for source in sources if len(source.trials)]
@@ -426,37 +445,51 @@ def write_landscape_report(
         raise ValueError(f"{directory} holds no landscape records: run a landscape experiment")
     a = analyse_landscape(records)
     tables, figures = directory / "tables", directory / "figures"
-    paths: list[Path] = []
-    agg = aggregate_slices(a.slices)
-    if not agg.empty:
-        paths += list(write_table(agg, tables, "landscape_roughness").values())
-    if not a.trends.empty:
-        paths += list(write_table(a.trends, tables, "landscape_trends").values())
-    if not a.lyapunov.empty:
-        paths += list(write_table(a.lyapunov, tables, "landscape_lyapunov").values())
-    if not a.reference.empty:
-        paths += list(write_table(a.reference, tables, "landscape_reference").values())
+    written: dict[str, Path] = {}
+
+    def table(frame: pd.DataFrame, name: str) -> None:
+        if not frame.empty:
+            written[name] = write_table(frame, tables, name)["md"]
+
+    shares, ref_shares = chaos_shares(a.chaos), reference_shares(a.reference)
+    sens = c4b_sensitivity(a.minima)
+    verdicts = pd.concat(
+        [f for f in (verdict_c4a(a.chaos, a.reference), verdict_c4b(a.trends)) if not f.empty]
+        or [pd.DataFrame()],
+        ignore_index=True,
+    )
+    table(aggregate_slices(a.slices), "landscape_roughness")
+    table(a.trends, "landscape_trends")
+    table(shares, "landscape_c4a_shares")
+    table(ref_shares, "landscape_c4a_reference")
+    table(sens, "landscape_c4b_sensitivity")
+    table(verdicts, "landscape_verdicts")
+    table(a.lyapunov, "landscape_lyapunov")
+    table(a.reference.drop(columns=["lambdas"], errors="ignore"), "landscape_reference")
     ends = cliff_end_points(trials, trial_frame)
     if a.cliff is not None:
         c = a.cliff
         row = {k: v for k, v in c.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         row["doya_low"], row["doya_high"] = c["doya_interval"]
         row["doya_numeric_low"], row["doya_numeric_high"] = c["doya_interval_numeric"]
-        paths += list(write_table(pd.DataFrame([row]), tables, "landscape_cliff").values())
+        table(pd.DataFrame([row]), "landscape_cliff")
     if not ends.empty:
         fam = ends.assign(success=ends["loss"] <= ends["target_loss"]).groupby("optimizer")
-        paths += list(
-            write_table(
-                fam.agg(
-                    runs=("seed", "size"),
-                    success_rate=("success", "mean"),
-                    median_loss=("loss", "median"),
-                ).reset_index(),
-                tables,
-                "landscape_cliff_end_points",
-            ).values()
+        table(
+            fam.agg(
+                runs=("seed", "size"),
+                success_rate=("success", "mean"),
+                median_loss=("loss", "median"),
+            ).reset_index(),
+            "landscape_cliff_end_points",
         )
     figs: dict[str, Figure] = {}
+    if not shares.empty:
+        figs["landscape_c4a_chaos"] = plot_chaos_shares(shares, ref_shares)
+    if not a.trends.empty:
+        figs["landscape_c4b_trends"] = plot_trend_forest(a.trends)
+    if not sens.empty:
+        figs["landscape_c4b_sensitivity"] = plot_prominence_sensitivity(sens)
     if not a.slices.empty:
         for where in ("init", "trained"):
             for x in ("seq_len", "spectral_radius"):
@@ -474,6 +507,17 @@ def write_landscape_report(
         steps = int(a.cliff["steps"]) if a.cliff else 50
         interval = tuple(a.cliff["doya_interval"]) if a.cliff else None
         figs["landscape_cliff"] = plot_cliff(cliff_surface(steps=steps), ends, interval)
+    fig_paths: dict[str, Path] = {}
     for name, fig in figs.items():
-        paths += save_figure(fig, figures, name, pdf=pdf)
-    return paths
+        saved = save_figure(fig, figures, name, pdf=pdf)
+        fig_paths[name] = saved[0]
+    paths = [*(p.with_suffix(".csv") for p in written.values()), *written.values()]
+    paths += list(fig_paths.values())
+    report = directory / "REPORT.md"
+    report.write_text(
+        "\n".join(
+            landscape_markdown(directory, results.experiment or {}, a, verdicts, written, fig_paths)
+        ),
+        encoding="utf-8",
+    )
+    return [*paths, report]

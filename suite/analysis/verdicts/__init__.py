@@ -17,9 +17,11 @@ C2 "BPTT has trouble with local optima" (``optima`` experiment, RNN studies):
     best loss found, with its bootstrap interval; plus the number of distinct optima.
 C3 "local optima matter more for RNNs than for feed-forward nets" (``optima``, RNN vs TDNN twin):
     effect: stall rate of the RNN minus that of its matched TDNN twin, with its interval.
-C4 "recurrent feedback makes the error surface chaotic" (``landscape`` experiment):
-    effect: Spearman rank correlation of slice roughness with sequence length and with the
-    spectral radius of the recurrent matrix, with bootstrap intervals.
+C4 "recurrent feedback makes the error surface chaotic, so local optima are frequent and badly
+placed" (``landscape`` experiment), split in two verdicts (``c4``): C4a "chaotic" (share of
+    networks with a positive largest Lyapunov exponent, calibrated on Sompolinsky's transition)
+    and C4b "rough, with frequent and badly placed optima" (trends of prominent minima along
+    fixed-radius lines and of stall gaps with T and radius, per stratum, bootstrap intervals).
 
 Layout: ``common`` (bootstrap settings, the row and its columns), one module per claim
 (``c1``, ``c2`` for C2 and C3, ``c4``), each with its rule constants, ``RULES`` and ``LIMITS``.
@@ -30,7 +32,7 @@ from __future__ import annotations
 from suite.analysis.verdicts import c1, c2, c4
 from suite.analysis.verdicts.c1 import gradient_names, verdict_c1
 from suite.analysis.verdicts.c2 import verdict_c2, verdict_c3
-from suite.analysis.verdicts.c4 import verdict_c4
+from suite.analysis.verdicts.c4 import verdict_c4a, verdict_c4b
 from suite.analysis.verdicts.common import COLUMNS, CONFIDENCE, N_BOOT, paired_bootstrap, row
 
 RULES: dict[str, str] = {**c1.RULES, **c2.RULES, **c4.RULES}
@@ -51,5 +53,6 @@ __all__ = [
     "verdict_c1",
     "verdict_c2",
     "verdict_c3",
-    "verdict_c4",
+    "verdict_c4a",
+    "verdict_c4b",
 ]
