@@ -6,7 +6,11 @@ The four shipped experiments (each with a quick and a reference profile):
 * ``truncation``: truncated BPTT(h; h) against full BPTT over the window h;
 * ``optima`` (C2, C3): multi-start studies of the Elman RNN and its matched TDNN twin;
 * ``landscape`` (C4): roughness, gradient-norm spread, Lyapunov exponents, the cliff, and the
-  truncated-gradient cosine.
+  truncated-gradient cosine;
+* ``scaling`` (C1 against network size): Elman H = 4..64 on adding and narma10.
+
+An optional ``speed-nevergrad`` folder (the nevergrad extra's experiment), when present beside
+``speed``, adds its black-box methods to the candidates for C1's best black-box method.
 
 :func:`reproduce_claims` runs them (resuming whatever is stored), writes each experiment's own
 report, then the claims report: ``results/claims/REPORT.md`` for the reference profile,
@@ -29,10 +33,12 @@ import pandas as pd
 from suite.analysis import verdicts as V
 from suite.experiment import experiment_kind, experiment_path, read_experiment_file
 from suite.kinds import Kind, ReportOptions, get_kind
+from suite.report.scaling import write_scaling
 from suite.report.tables import format_number, to_markdown, write_table
+from suite.store import load_results
 from suite.tuning import run_tuned
 
-EXPERIMENTS: tuple[str, ...] = ("speed", "truncation", "optima", "landscape")
+EXPERIMENTS: tuple[str, ...] = ("speed", "truncation", "optima", "landscape", "scaling")
 
 STATEMENTS: dict[str, str] = {
     "C1": "BPTT trains RNNs much faster than general-purpose optimizers such as evolution "
@@ -116,12 +122,37 @@ def write_experiment_reports(dirs: dict[str, Path]) -> None:
         kind_of(name).report(dirs[name], options[name])
 
 
+def nevergrad_dir(dirs: dict[str, Path]) -> Path:
+    """Where the optional ``speed-nevergrad`` results sit (beside ``speed``, same profile)."""
+    speed = dirs["speed"]
+    return speed.parent / speed.name.replace("speed", "speed-nevergrad", 1)
+
+
+def c1_inputs(dirs: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    """C1's trials, trace and tuning records: the speed folder's, plus the black-box trials
+    (no ``gradient`` tag) and tuning records of ``speed-nevergrad`` when that folder exists."""
+    speed = kind_of("speed").analyse(dirs["speed"])
+    trials, trace = speed.trials, speed.trace
+    tuning = list(load_results(dirs["speed"]).records("tuning"))
+    ng = nevergrad_dir(dirs)
+    if ng.is_dir():
+        extra = load_results(ng)
+        t = extra.trials
+        if not t.empty:
+            black = ~t["tags"].fillna("").astype(str).str.split(",").map(lambda x: "gradient" in x)
+            t = t[black.to_numpy(dtype=bool)]
+            trials = pd.concat([trials, t], ignore_index=True)
+            trace = pd.concat([trace, extra.trace[extra.trace["key"].isin(set(t["key"]))]])
+            tuning += list(extra.records("tuning"))
+    return trials, trace, tuning
+
+
 def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
     """Every verdict row (claim x problem) from the stored results of ``dirs``, each folder
     read by its experiment's kind (``Kind.analyse``)."""
     rel = {name: f"../{d.name}" for name, d in dirs.items()}
-    speed = kind_of("speed").analyse(dirs["speed"])
-    frames = [V.verdict_c1(speed.trials, speed.trace, f"{rel['speed']}/figures/loss_fe.png")]
+    trials, trace, tuning = c1_inputs(dirs)
+    frames = [V.verdict_c1(trials, trace, f"{rel['speed']}/figures/loss_fe.png", tuning)]
     optima = kind_of("optima").analyse(dirs["optima"])
     frames.append(
         V.verdict_c2(
@@ -176,6 +207,40 @@ def _matrix(v: pd.DataFrame) -> pd.DataFrame:
     return m.reindex(columns=[c for c in STATEMENTS if c in m.columns]).fillna("")
 
 
+def c1_sections(dirs: dict[str, Path], target: Path, v: pd.DataFrame) -> list[str]:
+    """C1's companion rows (C1q, C1+tuning) and the tuning protocol with its cost per family."""
+    lines: list[str] = []
+    display = verdict_table(v)
+    for claim in ("C1q", "C1+tuning"):
+        sel = (v["claim"] == claim).to_numpy()
+        if sel.any():
+            lines += [f"**{claim}.** {V.RULES[claim]}", ""]
+            lines += [to_markdown(display[sel].drop(columns=["claim"])), ""]
+            lines += [f"**Limits ({claim}).** {V.LIMITS[claim]}", ""]
+    trials, _, tuning = c1_inputs(dirs)
+    cost = V.c1.tuning_cost(tuning, trials)
+    if not cost.empty:
+        write_table(cost, target / "tables", "tuning_cost", latex=False)
+        name = dirs["speed"].name
+        lines += [
+            "**Tuning protocol and cost.** Every optimizer gets the same number of configurations "
+            "on the same tuning seeds (disjoint from the evaluation seeds) at the same tuning "
+            "budget; a grid whose chosen value sits at its edge is extended (`suite/tuning.py`); "
+            "each group's winner is chosen on the tuning seeds only. Cost per task and group "
+            f"(all configurations of all its members; choices in [`{name}/tables/tuning.md`]"
+            f"(../{name}/tables/tuning.md)); totals: "
+            + ", ".join(
+                f"{g} {c['fe'].sum():.3g} fe / {c['seconds'].sum():.0f} s"
+                for g, c in cost.groupby("group", sort=True)
+            )
+            + ".",
+            "",
+            to_markdown(cost.assign(fe=cost["fe"].map(_fmt), seconds=cost["seconds"].map(_fmt))),
+            "",
+        ]
+    return lines
+
+
 def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
     """Verdict tables and ``REPORT.md`` for the claims, from stored results only."""
     target.mkdir(parents=True, exist_ok=True)
@@ -218,16 +283,9 @@ def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
         for ev in dict.fromkeys(e for evs in rows["evidence"] for e in evs.split(";") if e):
             lines += [f"![{claim}]({ev})", ""]
         lines += [f"**Limits.** {V.LIMITS[claim]}", ""]
-        tuning = dirs["speed"] / "tables" / "tuning.csv"
-        if claim == "C1" and tuning.exists():
-            t = pd.read_csv(tuning)
-            lines += [
-                f"**Tuning cost.** {len(t)} grid points x problems, {t['fe'].sum():.3g} fe and "
-                f"{t['seconds'].sum():.0f} s of trial time on seeds not used in the evaluation; "
-                f"choices in [`{dirs['speed'].name}/tables/tuning.md`](../{dirs['speed'].name}/"
-                "tables/tuning.md).",
-                "",
-            ]
+        if claim == "C1":
+            lines += c1_sections(dirs, target, v)
+    lines += write_scaling(dirs["scaling"], target) if "scaling" in dirs else []
     lines += [
         "## Reproduce",
         "",

@@ -7,6 +7,7 @@ used in the evaluation, and say what the tuning cost. A compare experiment may c
     [tuning]
     seeds = [1000]                 # seed indices used only for tuning (disjoint from `seeds`)
     budget = { fe = 1e6 }          # optional; default: each problem's evaluation budget
+    scale = 0.1                    # or: each problem's evaluation budget times this factor
     extend = 1                     # optional; rounds of grid extension at edges (default 0)
     [tuning.grid]                  # optimizer name -> {hyper-parameter: [values]}
     adam = { lr = [0.001, 0.01, 0.1] }
@@ -73,7 +74,7 @@ from suite.runner import RunSummary, run_experiment
 from suite.seeding import canonical_json, content_hash
 from suite.store import Store, load_results
 
-TUNING_KEYS = ("seeds", "budget", "grid", "extend")
+TUNING_KEYS = ("seeds", "budget", "scale", "grid", "extend")
 RECORD_KIND = "tuning"
 """The ``kind`` of the records that store the tuning choices."""
 
@@ -131,7 +132,19 @@ def _parse_tuning(d: dict, source: str) -> dict | None:
     extend = table.get("extend", 0)
     if isinstance(extend, bool) or not isinstance(extend, int) or extend < 0:
         raise ExperimentError(f"{where}.extend: must be an integer >= 0, got {extend!r}")
-    return {"seeds": seed_list, "budget": table.get("budget"), "grid": grid, "extend": extend}
+    scale = table.get("scale")
+    if scale is not None:
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1:
+            raise ExperimentError(f"{where}.scale: must be a number in (0, 1], got {scale!r}")
+        if table.get("budget") is not None:
+            raise ExperimentError(f"{where}: give either budget or scale, not both")
+    return {
+        "seeds": seed_list,
+        "budget": table.get("budget"),
+        "scale": scale,
+        "grid": grid,
+        "extend": extend,
+    }
 
 
 @dataclass(frozen=True)
@@ -197,6 +210,10 @@ def _tuning_experiment(d: dict, tuning: dict, source: str, points: list[dict]) -
     if tuning["budget"] is not None:
         for p in problems:
             p.pop("budget", None)
+    if tuning.get("scale") is not None:  # each problem's own budget, scaled
+        for p in problems:
+            budget = p.get("budget", d.get("budget")) or {}
+            p["budget"] = {k: v * tuning["scale"] for k, v in budget.items()}
     raw = {k: v for k, v in d.items() if k not in ("tuning", "optimizers", "problems", "name")}
     raw.update(
         name=f"{d['name']}-tuning",
