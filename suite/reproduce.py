@@ -218,6 +218,17 @@ def c1_sections(dirs: dict[str, Path], target: Path, v: pd.DataFrame) -> list[st
             lines += [to_markdown(display[sel].drop(columns=["claim"])), ""]
             lines += [f"**Limits ({claim}).** {V.LIMITS[claim]}", ""]
     trials, _, tuning = c1_inputs(dirs)
+    held = V.c1.heldout_table(trials, tuning)
+    if not held.empty:
+        write_table(held, target / "tables", "c1_heldout", latex=False)
+        lines += [
+            "**Held-out view.** C1's success is judged on the train target (`target_loss`, "
+            "stated per task). Median final train and held-out (test split) losses of each "
+            "group's winner, so that overfitting shows (`test_over_train` far above 1):",
+            "",
+            to_markdown(held.assign(**{c: held[c].map(_fmt) for c in held.columns[4:]})),
+            "",
+        ]
     cost = V.c1.tuning_cost(tuning, trials)
     if not cost.empty:
         write_table(cost, target / "tables", "tuning_cost", latex=False)

@@ -406,3 +406,40 @@ def verdict_c1(
                     )
                 )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def heldout_table(trials: pd.DataFrame, tuning: Sequence[dict] = ()) -> pd.DataFrame:
+    """Train against held-out (test) loss of each group's winner, per problem (the winner as in
+    :func:`verdict_c1`; without tuning records, the lowest median train loss): ``problem,
+    group, optimizer, runs, median_train_loss, median_test_loss, test_over_train,
+    target_loss``. Success in C1 is judged on the train target; this table shows what the
+    winners' fits are worth on data they never saw (overfitting: ``test_over_train >> 1``)."""
+    scores = tuning_scores(tuning)
+    rows = []
+    pairs = zip(trials["family"], trials["tags"], strict=True)
+    t = trials.assign(group=[group_of(f, g) for f, g in pairs])
+    for problem, g in t.groupby("problem", sort=False):
+        med = g.groupby("optimizer")[["final_train_loss", "final_test_loss"]].median()
+        for group in [*GROUPS, "black-box"]:
+            members = sorted(set(g.loc[g["group"] == group, "optimizer"]))
+            if not members:
+                continue
+            best, _ = pick_winner(
+                str(problem), members, scores, lambda o, med=med: (med.at[o, "final_train_loss"],)
+            )
+            tr, te = med.at[best, "final_train_loss"], med.at[best, "final_test_loss"]
+            ratio = te / tr if tr > 0 else math.nan
+            rows.append(
+                [
+                    problem,
+                    group,
+                    best,
+                    int((g["optimizer"] == best).sum()),
+                    tr,
+                    te,
+                    ratio,
+                    float(g["target_loss"].iloc[0]),
+                ]  # fmt: skip
+            )
+    cols = ["problem", "group", "optimizer", "runs", "median_train_loss", "median_test_loss"]
+    return pd.DataFrame(rows, columns=[*cols, "test_over_train", "target_loss"])
