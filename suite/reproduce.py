@@ -137,13 +137,8 @@ def c1_inputs(dirs: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[d
     ng = nevergrad_dir(dirs)
     if ng.is_dir():
         extra = load_results(ng)
-        t = extra.trials
-        if not t.empty:
-            black = ~t["tags"].fillna("").astype(str).str.split(",").map(lambda x: "gradient" in x)
-            t = t[black.to_numpy(dtype=bool)]
-            trials = pd.concat([trials, t], ignore_index=True)
-            trace = pd.concat([trace, extra.trace[extra.trace["key"].isin(set(t["key"]))]])
-            tuning += list(extra.records("tuning"))
+        trials, trace = V.c1.add_black_box(trials, trace, extra.trials, extra.trace)
+        tuning += list(extra.records("tuning"))
     return trials, trace, tuning
 
 

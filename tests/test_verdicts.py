@@ -208,6 +208,22 @@ def test_the_family_winner_comes_from_tuning_records_only():
     assert t["effect"] < _c1(v)["effect"]
 
 
+def test_black_box_methods_of_another_folder_compete_for_best_black_box():
+    seeds = 8
+    trials, trace = _frames({"adam": [1e3] * seeds, "cmaes": [3e4] * seeds})
+    ng, ng_trace = _frames({"rs": [2e3] * seeds, "lbfgs": [10.0] * seeds})
+    for frame in (ng, ng_trace):  # a nevergrad method and a gradient method in that folder
+        frame["optimizer"] = frame["optimizer"].replace({"rs": "ng-TwoPointsDE"})
+        frame["key"] = "ng-" + frame["key"]
+    ng["optimizer_name"] = ng["optimizer_name"].replace({"random-search": "ng-TwoPointsDE"})
+    t, tr = V.c1.add_black_box(trials, trace, ng, ng_trace)
+    assert "lbfgs" not in set(t["optimizer"])  # only its black-box methods are added
+    v = V.verdict_c1(t, tr)
+    assert "best black-box: ng-TwoPointsDE" in _c1(v)["detail"]
+    assert _c1(v)["verdict"] == "mixed"  # 2x
+    assert _c1(V.verdict_c1(trials, trace))["verdict"] == "supported"  # without it: 30x
+
+
 def _starts(study: str, model: str, classes: list[str], gaps: list[float]) -> pd.DataFrame:
     n = len(classes)
     return pd.DataFrame(

@@ -116,6 +116,23 @@ def gradient_names(trials: pd.DataFrame) -> set[str]:
     return set(trials.loc[tagged.to_numpy(dtype=bool), "optimizer_name"])
 
 
+def add_black_box(
+    trials: pd.DataFrame, trace: pd.DataFrame, extra: pd.DataFrame, extra_trace: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The frames with the black-box trials of another folder added (e.g. ``speed-nevergrad``):
+    its gradient methods are left out, its black-box methods become candidates for C1's best
+    black-box method (paired by problem label and seed)."""
+    if extra.empty:
+        return trials, trace
+    black = extra["tags"].fillna("").astype(str).map(lambda t: "gradient" not in t.split(","))
+    extra = extra[black.to_numpy(dtype=bool)]
+    keys = set(extra["key"])
+    return (
+        pd.concat([trials, extra], ignore_index=True),
+        pd.concat([trace, extra_trace[extra_trace["key"].isin(keys)]], ignore_index=True),
+    )
+
+
 # --------------------------------------------------------------------------- bounds
 
 
