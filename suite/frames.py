@@ -123,8 +123,9 @@ def _trial_row(
     fe_hit = seconds_hit = math.nan
     hits = np.flatnonzero(trace["train_loss"] <= target) if len(trace["train_loss"]) else []
     first_hit = record.get("first_hit")
-    exact = isinstance(first_hit, dict) and "fe" in first_hit
-    if exact:  # recorded by the Problem at the evaluation that reached the target
+    exact = False
+    if isinstance(first_hit, dict) and "fe" in first_hit:  # exact, recorded by the Problem
+        exact = True
         fe_hit, seconds_hit = _num(first_hit.get("fe")), _num(first_hit.get("seconds"))
     elif len(hits):  # older records: the first checkpoint at or below the target
         fe_hit = float(trace["fe"][hits[0]])

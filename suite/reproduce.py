@@ -170,9 +170,9 @@ def _fmt(x: Any) -> str:
 
 def _effect(row: pd.Series, which: str = "") -> str:
     value = row[f"effect{which}"]
-    if pd.isna(value):
-        return ""
     low, high = row[f"ci_low{which}"], row[f"ci_high{which}"]
+    if pd.isna(value):  # no point estimate; an interval may still say something (C1: [0, inf))
+        return "" if pd.isna(low) or pd.isna(high) else f"none [{_fmt(low)}, {_fmt(high)}]"
     return f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
 
 

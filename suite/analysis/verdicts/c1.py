@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -208,6 +209,15 @@ def ert_ratio(A: dict, B: dict, clock: str, off_a: float = 0.0, off_b: float = 0
     return Effect(math.nan, 0.0, math.inf)
 
 
+def _loss_ratio(A: dict, B: dict) -> Callable[[np.ndarray], np.ndarray]:
+    """Statistic: median final loss of B / of A on resampled seed indices."""
+
+    def stat(idx: np.ndarray) -> np.ndarray:
+        return _ratio(np.median(B["loss"][idx], axis=-1), np.median(A["loss"][idx], axis=-1))
+
+    return stat
+
+
 def c1_rule(fe: Effect, sec: Effect) -> str:
     """C1's verdict from the two clocks' ratios (see :data:`RULES`)."""
     effects = [fe, sec]
@@ -260,7 +270,7 @@ def tuning_scores(tuning: Sequence[dict]) -> pd.DataFrame:
 
 
 def pick_winner(
-    problem: str, members: Sequence[str], scores: pd.DataFrame, fallback: Callable[[str], tuple]
+    problem: str, members: Sequence[str], scores: pd.DataFrame, fallback: Callable[[str], Any]
 ) -> tuple[str, bool]:
     """The group's winner on ``problem`` and whether it was chosen on tuning seeds.
 
@@ -395,12 +405,7 @@ def verdict_c1(
                     evidence,
                 )
             )
-            q = paired_bootstrap(
-                n,
-                lambda idx, A=A, B=B: _ratio(
-                    np.median(B["loss"][idx], axis=-1), np.median(A["loss"][idx], axis=-1)
-                ),
-            )
+            q = paired_bootstrap(n, _loss_ratio(A, B))
             measure = "final-loss ratio black-box / BPTT"
             rows.append(row("C1q", label, c1q_rule(q), measure, q, n=n, detail=who, ev=evidence))
             if (problem, g) in costs.index and (problem, "black-box") in costs.index:
@@ -441,9 +446,8 @@ def heldout_table(trials: pd.DataFrame, tuning: Sequence[dict] = ()) -> pd.DataF
             members = sorted(set(g.loc[g["group"] == group, "optimizer"]))
             if not members:
                 continue
-            best, _ = pick_winner(
-                str(problem), members, scores, lambda o, med=med: (med.at[o, "final_train_loss"],)
-            )
+            train_loss = med["final_train_loss"].to_dict()
+            best, _ = pick_winner(str(problem), members, scores, train_loss.__getitem__)
             tr, te = med.at[best, "final_train_loss"], med.at[best, "final_test_loss"]
             ratio = te / tr if tr > 0 else math.nan
             rows.append(
