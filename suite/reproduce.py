@@ -1,6 +1,6 @@
 """``rnnbench reproduce claims``: run the shipped experiments and judge SCIENCE.md's statements.
 
-The four shipped experiments (each with a quick and a reference profile):
+The five shipped claims experiments (each with a quick and a reference profile):
 
 * ``speed`` (C1): every task x every built-in optimizer family, tuned, paired seeds;
 * ``truncation``: truncated BPTT(h; h) against full BPTT over the window h;
@@ -69,7 +69,7 @@ def reproduce_claims(
     progress: bool = True,
     report_only: bool = False,
 ) -> Path:
-    """Run the four claims experiments (``quick`` or reference profile) and write the report.
+    """Run the claims experiments (``quick`` or reference profile) and write the report.
 
     Returns the path of the claims ``REPORT.md``. Stored records are reused (a rerun resumes).
     ``report_only`` skips running and rebuilds every report from what is stored.

@@ -83,7 +83,7 @@ LIMITS: dict[str, str] = {
     "C1": (
         "small Elman nets in the speed study (H = 8, about 90 parameters; the scaling study "
         "sweeps H = 4..64) and budgets of at most 1e7 fe. A bound from 0 successes in n runs "
-        "cannot exceed what n runs can show (ERT >= 4.9 x budget for n = 20, 1.9 x for n = 10): "
+        "cannot exceed what n runs can show (ERT >= 4.9 x budget for n = 20, 2.2 x for n = 10): "
         "a ratio reported as a lower bound may be far larger. The ratio's bound combines two "
         "95% limits (coverage about 90% or more). Tuning is equal in configurations and budget "
         "per optimizer, not in the width of the search space."
