@@ -53,6 +53,7 @@ import functools
 import math
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -125,6 +126,15 @@ class Sunspots(Task):
     validation_years: int = param(
         0, low=0, high=100, doc="last train years held out as a validation split (0: none)"
     )
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The resolved parameters; ``validation_years`` only when set, so that the spec (and
+        the record keys) of a task without a validation split are what they were before it."""
+        params = super().params
+        if not params.get("validation_years"):
+            params.pop("validation_years", None)
+        return params
 
     def generate(self, rng: np.random.Generator) -> Dataset:
         check_rng(rng)  # the data are fixed; rng is accepted for the common interface

@@ -478,3 +478,8 @@ def test_sunspots_validation_split_is_held_out_of_train():
     assert held.target_loss != plain.target_loss  # the AR reference is fitted on train only
     with pytest.raises(ValueError, match="validation_years"):
         tasks.get("sunspots", validation_years=-1)
+    # without a validation split the spec (hence every record key) is unchanged
+    assert "validation_years" not in tasks.get("sunspots").spec()
+    assert tasks.get("sunspots", validation_years=20).spec()["validation_years"] == 20
+    spec = tasks.get("sunspots", validation_years=20).spec()
+    assert tasks.get(spec.pop("task"), **spec).validation_years == 20
