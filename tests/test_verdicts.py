@@ -224,6 +224,17 @@ def test_black_box_methods_of_another_folder_compete_for_best_black_box():
     assert _c1(V.verdict_c1(trials, trace))["verdict"] == "supported"  # without it: 30x
 
 
+def test_heldout_table_shows_overfitting():
+    trials, _ = _frames({"adam": [1e3] * 4, "cmaes": [3e4] * 4})
+    trials["final_test_loss"] = np.where(trials["optimizer"] == "adam", 0.05, 0.001)
+    h = V.c1.heldout_table(trials).set_index("group")
+    assert h.at["first-order", "optimizer"] == "adam"
+    assert h.at["first-order", "test_over_train"] == pytest.approx(50)
+    assert h.at["first-order", "success_train"] == 1.0
+    assert h.at["first-order", "success_heldout"] == 0.0
+    assert h.at["black-box", "success_heldout"] == 1.0
+
+
 def _starts(study: str, model: str, classes: list[str], gaps: list[float]) -> pd.DataFrame:
     n = len(classes)
     return pd.DataFrame(

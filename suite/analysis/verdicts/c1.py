@@ -434,8 +434,10 @@ def heldout_table(trials: pd.DataFrame, tuning: Sequence[dict] = ()) -> pd.DataF
     """Train against held-out (test) loss of each group's winner, per problem (the winner as in
     :func:`verdict_c1`; without tuning records, the lowest median train loss): ``problem,
     group, optimizer, runs, median_train_loss, median_test_loss, test_over_train,
-    target_loss``. Success in C1 is judged on the train target; this table shows what the
-    winners' fits are worth on data they never saw (overfitting: ``test_over_train >> 1``)."""
+    target_loss, success_train, success_heldout`` (the share of runs whose final train /
+    held-out loss is at or below the task's stated target). Success in C1 is judged on the train
+    target; this table shows what the winners' fits are worth on data they never saw
+    (overfitting: ``test_over_train >> 1``, ``success_heldout`` far below ``success_train``)."""
     scores = tuning_scores(tuning)
     rows = []
     pairs = zip(trials["family"], trials["tags"], strict=True)
@@ -450,17 +452,11 @@ def heldout_table(trials: pd.DataFrame, tuning: Sequence[dict] = ()) -> pd.DataF
             best, _ = pick_winner(str(problem), members, scores, train_loss.__getitem__)
             tr, te = med.at[best, "final_train_loss"], med.at[best, "final_test_loss"]
             ratio = te / tr if tr > 0 else math.nan
-            rows.append(
-                [
-                    problem,
-                    group,
-                    best,
-                    int((g["optimizer"] == best).sum()),
-                    tr,
-                    te,
-                    ratio,
-                    float(g["target_loss"].iloc[0]),
-                ]  # fmt: skip
-            )
+            runs = g[g["optimizer"] == best]
+            target = float(runs["target_loss"].iloc[0])
+            train_ok = float((runs["final_train_loss"] <= target).mean())
+            test_ok = float((runs["final_test_loss"] <= target).mean())
+            rows.append([problem, group, best, len(runs), tr, te, ratio, target, train_ok, test_ok])
     cols = ["problem", "group", "optimizer", "runs", "median_train_loss", "median_test_loss"]
-    return pd.DataFrame(rows, columns=[*cols, "test_over_train", "target_loss"])
+    cols += ["test_over_train", "target_loss", "success_train", "success_heldout"]
+    return pd.DataFrame(rows, columns=cols)
