@@ -64,3 +64,19 @@ def test_cmaes_cost_per_generation_from_the_records():
     assert row.optimizer_s_per_gen == pytest.approx(0.15)  # (2.0 - 0.5) / 10
     assert row.model_s_per_gen == pytest.approx(0.05)
     assert row.overhead_ratio == pytest.approx(3.0)
+
+
+def test_scaling_figure_draws_intervals_and_bounds(tmp_path):
+    from suite.report.scaling import scaling_figure
+
+    grid = np.geomspace(10, 1e6, 51)
+    hit = float(grid[20])
+    trials, trace = _frames(
+        {(4, "adam"): [hit] * 6, (4, "cmaes"): [hit * 10] * 6,
+         (8, "adam"): [hit] * 6, (8, "cmaes"): [math.inf] * 6,
+         (16, "adam"): [math.inf] * 6, (16, "cmaes"): [math.inf] * 6}
+    )  # fmt: skip
+    ratios = scaling_ratios(trials, trace, {"adding H=4": 33, "adding H=8": 97, "adding H=16": 321})
+    assert set(ratios["bound"]) == {"", "lower", "none"}
+    path = scaling_figure(ratios, tmp_path / "scaling.png")
+    assert path.exists() and path.stat().st_size > 1000

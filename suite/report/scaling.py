@@ -77,7 +77,7 @@ def scaling_figure(ratios: pd.DataFrame, path: Path) -> Path:
             ax.set_title(f"{task}: ERT ratio in {CLOCK_LABELS[clock]}")
             ax.set_xlabel("parameters")
             ax.set_ylabel("ERT(black-box) / ERT(BPTT)")
-            if i == 0 and j == 0:
+            if i == 0 and j == 0 and ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
