@@ -14,10 +14,12 @@ Conventions used throughout
 * **Time to target.** For the record's own target (``target_loss``), the exact cost (``fe`` and
   ``seconds``) at which the Problem's incumbent first reached it: the counters after the call
   that evaluated the first point at or below the target (trials column ``hit_exact``; a
-  population call is charged whole). For other targets (a ladder), and for records written
-  before the Problem recorded the hit, the cost of the *first checkpoint* at which the
-  best-so-far train loss is ``<= target``: checkpoints lie on a log grid (10 per decade), so that
-  is an upper bound of the exact hitting cost, at most ~26 % above it.
+  population call is charged whole; a minibatch method's points are evaluated on the full
+  train set only at checkpoints, so its hit is known at the checkpoint). For other targets
+  (a ladder), and for records written before the Problem recorded the hit, the cost of the
+  *first checkpoint* at which the best-so-far train loss is ``<= target``: checkpoints lie on a
+  log grid (10 per decade), so that is an upper bound of the exact hitting cost, at most ~26 %
+  above it.
 * **Spent cost.** What a run used in total: the trial's ``fe`` counter, and for seconds the last
   checkpoint's ``seconds`` (the Problem's clock, checkpoint evaluations excluded); a run without a
   trace falls back on the trial's ``wall`` time.
