@@ -31,7 +31,7 @@ TRIAL_COLUMNS = (
     "optimizer_name, optimizer_params, family, tags, seed, status, error, final_train_loss, "
     "final_test_loss, target_loss, baseline_loss, success, fe, fwd_steps, bwd_steps, "
     "loss_calls, grad_calls, evaluations, nonfinite, wall, cpu, inside_wall, peak_mem_mb, "
-    "budget_fe, budget_seconds, fe_to_target, seconds_to_target"
+    "budget_fe, budget_seconds, fe_to_target, seconds_to_target, hit_exact"
 ).split(", ")
 """Columns of :attr:`Results.trials`, in order (``docs/architecture.md``). ``family`` is the
 optimizer's family, ``tags`` its capability tags, sorted and comma-joined
@@ -122,7 +122,12 @@ def _trial_row(
     success = bool(final <= target)
     fe_hit = seconds_hit = math.nan
     hits = np.flatnonzero(trace["train_loss"] <= target) if len(trace["train_loss"]) else []
-    if len(hits):
+    first_hit = record.get("first_hit")
+    exact = False
+    if isinstance(first_hit, dict) and "fe" in first_hit:  # exact, recorded by the Problem
+        exact = True
+        fe_hit, seconds_hit = _num(first_hit.get("fe")), _num(first_hit.get("seconds"))
+    elif len(hits):  # older records: the first checkpoint at or below the target
         fe_hit = float(trace["fe"][hits[0]])
         seconds_hit = float(trace["seconds"][hits[0]]) if len(trace["seconds"]) else math.nan
     row = {
@@ -156,6 +161,7 @@ def _trial_row(
         "budget_seconds": _num(budget.get("seconds")),
         "fe_to_target": fe_hit,
         "seconds_to_target": seconds_hit,
+        "hit_exact": exact,
     }
     return row, trace
 
@@ -167,8 +173,9 @@ def trial_frames(
 
     ``records`` are records, or ``(record, trace, theta)`` parts as the store reads them.
     ``success`` is ``final_train_loss <= target_loss``; ``fe_to_target`` and
-    ``seconds_to_target`` are those of the first checkpoint whose train loss is at most the
-    target (NaN if none).
+    ``seconds_to_target`` are the exact cost at which the Problem's incumbent first reached the
+    target (``record["first_hit"]``, ``hit_exact`` True), or for records written before the
+    Problem recorded it, those of the first checkpoint at or below the target (NaN if none).
     """
     rows: list[dict] = []
     traces: list[dict] = []
@@ -182,6 +189,7 @@ def trial_frames(
     if rows:
         trials["seed"] = trials["seed"].astype(np.int64)
         trials["success"] = trials["success"].astype(bool)
+        trials["hit_exact"] = trials["hit_exact"].astype(bool)
         for name in _INT_COLUMNS:
             col = trials[name]
             if col.notna().all():

@@ -124,6 +124,9 @@ class ProblemResult:
     trace: dict[str, list]
     seconds: float
     stop_reason: str | None
+    first_hit: dict[str, float] | None = None
+    """Cost when the incumbent first reached ``target_loss`` exactly (``fe``, ``seconds``,
+    ``evaluations`` at the end of the call that evaluated it; None if never)."""
 
 
 class OnlineSession:
@@ -196,6 +199,7 @@ class Problem:
         self._incumbent: np.ndarray | None = None
         self._incumbent_loss = math.inf
         self._incumbent_test: float | None = None
+        self.first_hit: dict[str, float] | None = None
         self._last: np.ndarray | None = None
         self._nonfinite_streak = 0
         self._paused = 0.0
@@ -354,6 +358,7 @@ class Problem:
             trace=self.trace.as_dict(),
             seconds=seconds,
             stop_reason=self.stop_reason,
+            first_hit=None if self.first_hit is None else dict(self.first_hit),
         )
 
     # ---------------------------------------------------------------- internals
@@ -435,6 +440,13 @@ class Problem:
             self._incumbent = np.array(theta, dtype=np.float64, copy=True)
             self._incumbent_loss = loss
             self._incumbent_test = None
+            if self.first_hit is None and loss <= self.target_loss:
+                # exact hitting cost: the counters after the call that evaluated theta
+                self.first_hit = {
+                    "fe": float(self.counters.fe),
+                    "seconds": float(self.seconds),
+                    "evaluations": float(self.counters.evaluations),
+                }
 
     def _test_of_incumbent(self) -> float:
         if self._incumbent is None:

@@ -1,12 +1,16 @@
 """``rnnbench reproduce claims``: run the shipped experiments and judge SCIENCE.md's statements.
 
-The four shipped experiments (each with a quick and a reference profile):
+The five shipped claims experiments (each with a quick and a reference profile):
 
 * ``speed`` (C1): every task x every built-in optimizer family, tuned, paired seeds;
 * ``truncation``: truncated BPTT(h; h) against full BPTT over the window h;
 * ``optima`` (C2, C3): multi-start studies of the Elman RNN and its matched TDNN twin;
 * ``landscape`` (C4): roughness, gradient-norm spread, Lyapunov exponents, the cliff, and the
-  truncated-gradient cosine.
+  truncated-gradient cosine;
+* ``scaling`` (C1 against network size): Elman H = 4..64 on adding and narma10.
+
+An optional ``speed-nevergrad`` folder (the nevergrad extra's experiment), when present beside
+``speed``, adds its black-box methods to the candidates for C1's best black-box method.
 
 :func:`reproduce_claims` runs them (resuming whatever is stored), writes each experiment's own
 report, then the claims report: ``results/claims/REPORT.md`` for the reference profile,
@@ -30,10 +34,12 @@ import pandas as pd
 from suite.analysis import verdicts as V
 from suite.experiment import experiment_kind, experiment_path, read_experiment_file
 from suite.kinds import Kind, ReportOptions, get_kind
+from suite.report.scaling import write_scaling
 from suite.report.tables import format_number, to_markdown, write_table
+from suite.store import load_results
 from suite.tuning import run_tuned
 
-EXPERIMENTS: tuple[str, ...] = ("speed", "truncation", "optima", "landscape")
+EXPERIMENTS: tuple[str, ...] = ("speed", "truncation", "optima", "landscape", "scaling")
 
 STATEMENTS: dict[str, str] = {
     "C1": "BPTT trains RNNs much faster than general-purpose optimizers such as evolution "
@@ -64,7 +70,7 @@ def reproduce_claims(
     progress: bool = True,
     report_only: bool = False,
 ) -> Path:
-    """Run the four claims experiments (``quick`` or reference profile) and write the report.
+    """Run the claims experiments (``quick`` or reference profile) and write the report.
 
     Returns the path of the claims ``REPORT.md``. Stored records are reused (a rerun resumes).
     ``report_only`` skips running and rebuilds every report from what is stored.
@@ -117,12 +123,32 @@ def write_experiment_reports(dirs: dict[str, Path]) -> None:
         kind_of(name).report(dirs[name], options[name])
 
 
+def nevergrad_dir(dirs: dict[str, Path]) -> Path:
+    """Where the optional ``speed-nevergrad`` results sit (beside ``speed``, same profile)."""
+    speed = dirs["speed"]
+    return speed.parent / speed.name.replace("speed", "speed-nevergrad", 1)
+
+
+def c1_inputs(dirs: dict[str, Path]) -> tuple[pd.DataFrame, pd.DataFrame, list[dict]]:
+    """C1's trials, trace and tuning records: the speed folder's, plus the black-box trials
+    (no ``gradient`` tag) and tuning records of ``speed-nevergrad`` when that folder exists."""
+    speed = kind_of("speed").analyse(dirs["speed"])
+    trials, trace = speed.trials, speed.trace
+    tuning = list(load_results(dirs["speed"]).records("tuning"))
+    ng = nevergrad_dir(dirs)
+    if ng.is_dir():
+        extra = load_results(ng)
+        trials, trace = V.c1.add_black_box(trials, trace, extra.trials, extra.trace)
+        tuning += list(extra.records("tuning"))
+    return trials, trace, tuning
+
+
 def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
     """Every verdict row (claim x problem) from the stored results of ``dirs``, each folder
     read by its experiment's kind (``Kind.analyse``)."""
     rel = {name: f"../{d.name}" for name, d in dirs.items()}
-    speed = kind_of("speed").analyse(dirs["speed"])
-    frames = [V.verdict_c1(speed.trials, speed.trace, f"{rel['speed']}/figures/loss_fe.png")]
+    trials, trace, tuning = c1_inputs(dirs)
+    frames = [V.verdict_c1(trials, trace, f"{rel['speed']}/figures/loss_fe.png", tuning)]
     optima = kind_of("optima").analyse(dirs["optima"])
     frames.append(
         V.verdict_c2(
@@ -225,9 +251,9 @@ def _fmt(x: Any) -> str:
 
 def _effect(row: pd.Series, which: str = "") -> str:
     value = row[f"effect{which}"]
-    if pd.isna(value):
-        return ""
     low, high = row[f"ci_low{which}"], row[f"ci_high{which}"]
+    if pd.isna(value):  # no point estimate; an interval may still say something (C1: [0, inf))
+        return "" if pd.isna(low) or pd.isna(high) else f"none [{_fmt(low)}, {_fmt(high)}]"
     return f"{_fmt(value)} [{_fmt(low)}, {_fmt(high)}]"
 
 
@@ -256,6 +282,51 @@ def _matrix(v: pd.DataFrame) -> pd.DataFrame:
     m = v.pivot_table(index="problem", columns="claim", values="verdict", aggfunc="first")
     order = [c for k in STATEMENTS for c in (k, f"{k}a", f"{k}b")]
     return m.reindex(columns=[c for c in order if c in m.columns]).fillna("")
+
+
+def c1_sections(dirs: dict[str, Path], target: Path, v: pd.DataFrame) -> list[str]:
+    """C1's companion rows (C1q, C1+tuning) and the tuning protocol with its cost per family."""
+    lines: list[str] = []
+    display = verdict_table(v)
+    for claim in ("C1q", "C1+tuning"):
+        sel = (v["claim"] == claim).to_numpy()
+        if sel.any():
+            lines += [f"**{claim}.** {V.RULES[claim]}", ""]
+            lines += [to_markdown(display[sel].drop(columns=["claim"])), ""]
+            lines += [f"**Limits ({claim}).** {V.LIMITS[claim]}", ""]
+    trials, _, tuning = c1_inputs(dirs)
+    held = V.c1.heldout_table(trials, tuning)
+    if not held.empty:
+        write_table(held, target / "tables", "c1_heldout", latex=False)
+        lines += [
+            "**Held-out view.** C1's success is judged on the train target (`target_loss`, "
+            "stated per task). Median final train and held-out (test split) losses of each "
+            "group's winner, so that overfitting shows (`test_over_train` far above 1):",
+            "",
+            to_markdown(held.assign(**{c: held[c].map(_fmt) for c in held.columns[4:]})),
+            "",
+        ]
+    cost = V.c1.tuning_cost(tuning, trials)
+    if not cost.empty:
+        write_table(cost, target / "tables", "tuning_cost", latex=False)
+        name = dirs["speed"].name
+        lines += [
+            "**Tuning protocol and cost.** Every optimizer gets the same number of configurations "
+            "on the same tuning seeds (disjoint from the evaluation seeds) at the same tuning "
+            "budget; a grid whose chosen value sits at its edge is extended (`suite/tuning.py`); "
+            "each group's winner is chosen on the tuning seeds only. Cost per task and group "
+            f"(all configurations of all its members; choices in [`{name}/tables/tuning.md`]"
+            f"(../{name}/tables/tuning.md)); totals: "
+            + ", ".join(
+                f"{g} {c['fe'].sum():.3g} fe / {c['seconds'].sum():.0f} s"
+                for g, c in cost.groupby("group", sort=True)
+            )
+            + ".",
+            "",
+            to_markdown(cost.assign(fe=cost["fe"].map(_fmt), seconds=cost["seconds"].map(_fmt))),
+            "",
+        ]
+    return lines
 
 
 def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
@@ -303,16 +374,9 @@ def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
         for ev in dict.fromkeys(e for evs in rows["evidence"] for e in evs.split(";") if e):
             lines += [f"![{claim}]({ev})", ""]
         lines += [f"**Limits.** {V.LIMITS[claim]}", ""]
-        tuning = dirs["speed"] / "tables" / "tuning.csv"
-        if claim == "C1" and tuning.exists():
-            t = pd.read_csv(tuning)
-            lines += [
-                f"**Tuning cost.** {len(t)} grid points x problems, {t['fe'].sum():.3g} fe and "
-                f"{t['seconds'].sum():.0f} s of trial time on seeds not used in the evaluation; "
-                f"choices in [`{dirs['speed'].name}/tables/tuning.md`](../{dirs['speed'].name}/"
-                "tables/tuning.md).",
-                "",
-            ]
+        if claim == "C1":
+            lines += c1_sections(dirs, target, v)
+    lines += write_scaling(dirs["scaling"], target) if "scaling" in dirs else []
     lines += [
         "## Reproduce",
         "",

@@ -405,6 +405,7 @@ def _record(trial: Trial, status: str, error: str | None, problem: Any, result: 
         record["trace"] = _trace(result.trace)
         record["theta"] = _floats(result.theta)
         record["stop_reason"] = result.stop_reason
+        record["first_hit"] = result.first_hit  # exact cost of the first hit of the target
         if status == "budget":
             seconds = budget.get("seconds")
             record["stopped_by"] = (

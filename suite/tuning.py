@@ -7,6 +7,8 @@ used in the evaluation, and say what the tuning cost. A compare experiment may c
     [tuning]
     seeds = [1000]                 # seed indices used only for tuning (disjoint from `seeds`)
     budget = { fe = 1e6 }          # optional; default: each problem's evaluation budget
+    scale = 0.1                    # or: each problem's evaluation budget times this factor
+    extend = 1                     # optional; rounds of grid extension at edges (default 0)
     [tuning.grid]                  # optimizer name -> {hyper-parameter: [values]}
     adam = { lr = [0.001, 0.01, 0.1] }
     cmaes = { sigma0 = [0.1, 0.5, 2.0] }
@@ -14,7 +16,13 @@ used in the evaluation, and say what the tuning cost. A compare experiment may c
 Protocol (:func:`run_tuned`):
 
 1. *Tuning run.* Experiment ``<name>-tuning``: every problem x every grid point of every
-   optimizer entry named in the grid x the tuning seeds, at the tuning budget.
+   optimizer entry named in the grid x the tuning seeds, at the tuning budget. With
+   ``extend = k``: up to ``k`` more rounds in which every (problem, entry) whose chosen value of
+   a numeric knob sits at the edge of the values tried gets one more value beyond that edge
+   (:func:`tuning_rounds`), so a grid whose best value is at its edge is extended. The shipped
+   ``speed`` experiment gives every optimizer the same number of grid points (4) on 3 tuning
+   seeds at the same tuning budget: equal tuning effort per optimizer, apart from the
+   extensions the edge rule adds (reported per family).
 2. *Choice.* Per (problem, optimizer entry) the grid point with the highest success rate, then
    the lowest median cost to target (fe), then the lowest median final train loss wins
    (:func:`choose`). Each choice is stored as a record of kind ``"tuning"`` in the evaluation's
@@ -46,7 +54,7 @@ import itertools
 import json
 import os
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,7 +74,7 @@ from suite.runner import RunSummary, run_experiment
 from suite.seeding import canonical_json, content_hash
 from suite.store import Store, load_results
 
-TUNING_KEYS = ("seeds", "budget", "grid")
+TUNING_KEYS = ("seeds", "budget", "scale", "grid", "extend")
 RECORD_KIND = "tuning"
 """The ``kind`` of the records that store the tuning choices."""
 
@@ -121,7 +129,22 @@ def _parse_tuning(d: dict, source: str) -> dict | None:
             f"{where}.seeds: tuning seeds {sorted(eval_set & set(seed_list))} are also "
             "evaluation seeds; use disjoint seed indices (e.g. 1000 and up)"
         )
-    return {"seeds": seed_list, "budget": table.get("budget"), "grid": grid}
+    extend = table.get("extend", 0)
+    if isinstance(extend, bool) or not isinstance(extend, int) or extend < 0:
+        raise ExperimentError(f"{where}.extend: must be an integer >= 0, got {extend!r}")
+    scale = table.get("scale")
+    if scale is not None:
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not 0 < scale <= 1:
+            raise ExperimentError(f"{where}.scale: must be a number in (0, 1], got {scale!r}")
+        if table.get("budget") is not None:
+            raise ExperimentError(f"{where}: give either budget or scale, not both")
+    return {
+        "seeds": seed_list,
+        "budget": table.get("budget"),
+        "scale": scale,
+        "grid": grid,
+        "extend": extend,
+    }
 
 
 @dataclass(frozen=True)
@@ -179,21 +202,126 @@ def tuning_plan(d: dict, tuning: dict, source: str) -> tuple[Experiment, list[Ca
     """The tuning run of experiment dict ``d`` (grid points x problems x tuning seeds) and the
     candidates it tries."""
     points = [p for o in d["optimizers"] for p in _grid_points(o, tuning["grid"], source)]
+    return _tuning_experiment(d, tuning, source, [p for p, _ in points]), [c for _, c in points]
+
+
+def _tuning_experiment(d: dict, tuning: dict, source: str, points: list[dict]) -> Experiment:
     problems = [dict(p) for p in d["problems"]]
     if tuning["budget"] is not None:
         for p in problems:
             p.pop("budget", None)
+    if tuning.get("scale") is not None:  # each problem's own budget, scaled
+        for p in problems:
+            budget = p.get("budget", d.get("budget")) or {}
+            p["budget"] = {k: v * tuning["scale"] for k, v in budget.items()}
     raw = {k: v for k, v in d.items() if k not in ("tuning", "optimizers", "problems", "name")}
     raw.update(
         name=f"{d['name']}-tuning",
         seeds=tuning["seeds"],
         problems=problems,
-        optimizers=[point for point, _ in points],
+        optimizers=points,
         description=f"hyper-parameter tuning for {d['name']} (seeds not used in evaluation)",
     )
     if tuning["budget"] is not None:
         raw["budget"] = tuning["budget"]
-    return experiment_from_dict(raw, source=source), [c for _, c in points]
+    return experiment_from_dict(raw, source=source)
+
+
+def _number(v: object) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v)
+
+
+def edge_value(values: Sequence[float], chosen: float) -> float | None:
+    """The next grid value beyond ``chosen`` when it sits at an edge of ``values`` (None if
+    inside, or if the values are not numbers). One step of the same size as the edge step:
+    geometric (``v_0^2 / v_1``, ``v_n^2 / v_{n-1}``) for positive values, arithmetic
+    otherwise; integer grids stay integers (and move by at least 1)."""
+    nums = sorted({float(v) for v in values if _number(v)})
+    if len(nums) < 2 or len(nums) != len(values) or not _number(chosen):
+        return None
+    if chosen == nums[0]:
+        a, b = nums[0], nums[1]
+    elif chosen == nums[-1]:
+        a, b = nums[-1], nums[-2]
+    else:
+        return None
+    new = a * a / b if a > 0 and b > 0 else 2 * a - b
+    if all(isinstance(v, int) for v in values):
+        new = float(round(new))
+        if new == a:
+            new = a + (1 if a > b else -1)
+    return new
+
+
+def _edge_points(
+    d: dict, tuning: dict, source: str, choice: pd.DataFrame, tried: dict
+) -> list[tuple[dict, Candidate]]:
+    """One new configuration per (problem, entry, knob) whose chosen value is at the edge of
+    the values tried: the other knobs at their chosen values (``tried`` is updated)."""
+    entries = {o.get("label", o["name"]): o for o in d["optimizers"]}
+    out = []
+    for _, r in choice[choice["chosen"]].iterrows():
+        entry = entries.get(r["entry"])
+        if entry is None:
+            continue
+        for knob, value in sorted(dict(r["grid"]).items()):
+            values = tried.setdefault(
+                (r["problem"], r["entry"], knob), list(tuning["grid"][entry["name"]][knob])
+            )
+            new = edge_value(values, value)
+            if new is None:
+                continue
+            if all(isinstance(v, int) for v in values):
+                new = int(new)
+            point = {**entry, "problems": [r["problem"]]}
+            grid = {k: [v] for k, v in dict(r["grid"]).items()}
+            grid[knob] = [new]
+            try:
+                out += _grid_points(point, {entry["name"]: grid}, source)
+            except ExperimentError:  # the step left the parameter's range: the edge is a bound
+                continue
+            values.append(new)
+    return out
+
+
+def tuning_rounds(
+    d: dict,
+    tuning: dict,
+    source: str,
+    out: str | os.PathLike[str],
+    run: Callable[[Experiment], object] | None = None,
+) -> tuple[Experiment, pd.DataFrame]:
+    """The tuning protocol with its grid extensions, and :func:`choose`'s final frame.
+
+    Round 0 is :func:`tuning_plan`. After each round, every (problem, entry) whose chosen value
+    of a numeric knob sits at the edge of the values tried gets one more value beyond it
+    (:func:`edge_value`, other knobs at their chosen values), for ``tuning["extend"]`` rounds or
+    until no choice is at an edge. ``run`` runs a round's experiment (all points so far; stored
+    trials are reused); without it the stored trials are read (the report path), and a round
+    whose trials are missing simply adds no information.
+    """
+    base = [p for o in d["optimizers"] for p in _grid_points(o, tuning["grid"], source)]
+    points, candidates = [p for p, _ in base], [c for _, c in base]
+    tried: dict = {}
+    for round_ in range(int(tuning.get("extend", 0)) + 1):
+        exp = _tuning_experiment(d, tuning, source, points)
+        directory = Path(out) / exp.dirname
+        if run is not None:
+            run(exp)
+        elif not directory.exists():
+            raise ExperimentError(
+                f"{source}: the tuning run {exp.dirname!r} has not been run yet "
+                "(rnnbench run on this experiment runs it first)"
+            )
+        choice = choose(load_results(directory).trials, candidates, exp.keys())
+        if round_ == int(tuning.get("extend", 0)):
+            break
+        new = _edge_points(d, tuning, source, choice, tried)
+        if not new:
+            break
+        points += [p for p, _ in new]
+        candidates += [c for _, c in new]
+    return exp, choice
 
 
 def choose(
@@ -316,16 +444,9 @@ def tuned_experiment(d: dict, choice: pd.DataFrame, source: str) -> Experiment:
 def stored_choice(
     d: dict, tuning: dict, source: str, out: str | os.PathLike[str]
 ) -> tuple[Experiment, pd.DataFrame]:
-    """The tuning run of ``d`` and :func:`choose`'s frame from its stored trials under ``out``;
-    ExperimentError if the tuning run has not been run."""
-    tune_exp, candidates = tuning_plan(d, tuning, source)
-    directory = Path(out) / tune_exp.dirname
-    if not directory.exists():
-        raise ExperimentError(
-            f"{source}: the tuning run {tune_exp.dirname!r} has not been run yet "
-            "(rnnbench run on this experiment runs it first)"
-        )
-    return tune_exp, choose(load_results(directory).trials, candidates, tune_exp.keys())
+    """The tuning run of ``d`` and :func:`choose`'s frame from its stored trials under ``out``
+    (with the grid extensions that were run); ExperimentError if it has not been run."""
+    return tuning_rounds(d, tuning, source, out)
 
 
 def record_choices(
@@ -361,8 +482,14 @@ def run_tuned(
     if tuning is None:
         exp = experiment_from_dict(d, source=source)
         return [run_experiment(exp, out, jobs, dask, plugins, progress)]
-    tune_exp, _ = tuning_plan(d, tuning, source)
-    summaries = [run_experiment(tune_exp, out, jobs, dask, plugins, progress)]
+    summaries: list[RunSummary] = []
+    tuning_rounds(
+        d,
+        tuning,
+        source,
+        out,
+        run=lambda e: summaries.append(run_experiment(e, out, jobs, dask, plugins, progress)),
+    )
     exp, _ = record_choices(d, tuning, source, out)
     summaries.append(run_experiment(exp, out, jobs, dask, plugins, progress))
     return summaries

@@ -84,21 +84,26 @@ class Dataset:
 
     ``baseline_loss`` is the train loss of the task's trivial predictor and ``target_loss``
     the train loss that counts as success; each task's docstring says how both are set.
+    ``validation`` is an optional held-out split for model selection (None unless the task
+    was asked for one), disjoint from train and test.
     """
 
     train: Split
     test: Split
     baseline_loss: float
     target_loss: float
+    validation: Split | None = None
 
     def __post_init__(self) -> None:
-        for name in ("train", "test"):
-            if not isinstance(getattr(self, name), Split):
+        names = ("train", "test") if self.validation is None else ("train", "test", "validation")
+        for name in names:
+            split = getattr(self, name)
+            if not isinstance(split, Split):
                 raise ValueError(f"Dataset.{name} must be a Split")
-        if self.train.X.shape[2] != self.test.X.shape[2]:
-            raise ValueError("train and test splits have different numbers of inputs")
-        if self.train.Y.shape[2] != self.test.Y.shape[2]:
-            raise ValueError("train and test splits have different numbers of outputs")
+            if split.X.shape[2] != self.train.X.shape[2]:
+                raise ValueError(f"train and {name} splits have different numbers of inputs")
+            if split.Y.shape[2] != self.train.Y.shape[2]:
+                raise ValueError(f"train and {name} splits have different numbers of outputs")
         for name in ("baseline_loss", "target_loss"):
             value = getattr(self, name)
             if not (isinstance(value, numbers.Real) and math.isfinite(value) and float(value) >= 0):
@@ -241,10 +246,14 @@ class Task:
             return np.zeros(train.Y.shape[2])
         return masked_mean(train)
 
-    def _dataset(self, train: Split, test: Split, target_loss: float) -> Dataset:
+    def _dataset(
+        self, train: Split, test: Split, target_loss: float, validation: Split | None = None
+    ) -> Dataset:
         """Assemble the dataset, with ``baseline_loss`` the train loss of the trivial predictor."""
         baseline = loss_value(self.trivial_prediction(train), train, self.loss)
-        return Dataset(train, test, baseline_loss=baseline, target_loss=target_loss)
+        return Dataset(
+            train, test, baseline_loss=baseline, target_loss=target_loss, validation=validation
+        )
 
 
 @dataclass(frozen=True, kw_only=True)

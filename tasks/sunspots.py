@@ -18,6 +18,10 @@ Definitions, with ``s_y`` the sunspot number of year ``y``:
   period's end is ever shown.
 * Train: scored years ``1701 + washout`` .. 1920 (the first ``washout + 1`` years are only
   context); with the defaults (``seq_len = washout = 10``) 210 years in 21 sequences.
+* Validation (``validation_years = v > 0``): the last ``v`` train years (``1921 - v`` ..
+  1920) are scored in a separate split for model selection and leave the train split (whose
+  AR reference, hence the target, is then fitted on the shorter period); ``v = 0`` (default):
+  no validation split.
 * Test (``test_period``): scored years 1921-1955 (default; 35 years, 4 sequences) or
   1956-1979 (24 years, 3 sequences); their context years come from before the period, as in
   the classic setup.
@@ -49,6 +53,7 @@ import functools
 import math
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import numpy as np
 
@@ -118,12 +123,31 @@ class Sunspots(Task):
     seq_len: int = param(10, low=1, high=200, doc="scored years per sequence")
     washout: int = param(10, low=0, high=100, doc="context years before the scored ones")
     test_period: str = param("1921-1955", choices=tuple(TEST_PERIODS), doc="scored test years")
+    validation_years: int = param(
+        0, low=0, high=100, doc="last train years held out as a validation split (0: none)"
+    )
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The resolved parameters; ``validation_years`` only when set, so that the spec (and
+        the record keys) of a task without a validation split are what they were before it."""
+        params = super().params
+        if not params.get("validation_years"):
+            params.pop("validation_years", None)
+        return params
 
     def generate(self, rng: np.random.Generator) -> Dataset:
         check_rng(rng)  # the data are fixed; rng is accepted for the common interface
         years, numbers = load_sunspots()
         x = numbers / numbers[years <= TRAIN_END].max()
-        train = _windows(x, FIRST_YEAR + self.washout + 1, TRAIN_END, self.washout, self.seq_len)
+        train_end = TRAIN_END - self.validation_years
+        if train_end < FIRST_YEAR + self.washout + 1 + AR_ORDER:
+            raise ValueError(f"validation_years={self.validation_years} leaves too few train years")
+        train = _windows(x, FIRST_YEAR + self.washout + 1, train_end, self.washout, self.seq_len)
+        validation = None
+        if self.validation_years:
+            validation = _windows(x, train_end + 1, TRAIN_END, self.washout, self.seq_len)
         first, last = TEST_PERIODS[self.test_period]
         test = _windows(x, first, last, self.washout, self.seq_len)
-        return self._dataset(train, test, TARGET_FACTOR * window_fit_mse(train, AR_ORDER))
+        target = TARGET_FACTOR * window_fit_mse(train, AR_ORDER)
+        return self._dataset(train, test, target, validation)

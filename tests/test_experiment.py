@@ -407,3 +407,33 @@ def test_tuning_stores_its_choices_as_records_and_the_report_regenerates_them(tm
     (out / "t" / "records" / f"{record['key']}.json").unlink()
     text = write_report(out / "t", n_boot=20).read_text()
     assert "holds no tuning records" in text and "`fast [adam]`" in text
+
+
+def test_edge_value_extends_a_grid_only_at_its_edges():
+    from suite.tuning import edge_value
+
+    assert edge_value([0.01, 0.1, 1.0], 1.0) == pytest.approx(10.0)
+    assert edge_value([0.01, 0.1, 1.0], 0.01) == pytest.approx(0.001)
+    assert edge_value([0.01, 0.1, 1.0], 0.1) is None
+    assert edge_value([8, 16, 32], 8) == 4.0 and edge_value([2, 4], 4) == 8.0
+    assert edge_value([-1.0, 0.0, 1.0], 1.0) == 2.0  # arithmetic when not all positive
+    assert edge_value(["best1bin", "rand1bin"], "best1bin") is None
+    assert edge_value([0.5], 0.5) is None
+
+
+def test_tuning_extends_the_grid_when_the_choice_sits_at_its_edge(tmp_path):
+    from suite.store import load_results
+    from suite.tuning import run_tuned
+
+    path = write(tmp_path, TUNED.replace("seeds = [100, 101]", "seeds = [100, 101]\nextend = 1"))
+    out = tmp_path / "res"
+    summaries = run_tuned(path, out=out, jobs=1, progress=False)
+    assert [s.completed for s in summaries] == [4, 2, 4]  # grid, one extension, evaluation
+    (record,) = load_results(out / "t").records("tuning")
+    lrs = sorted(c["grid"]["lr"] for c in record["candidates"])
+    assert len(lrs) == 3 and {0.001, 0.3} < set(lrs)
+    new = (set(lrs) - {0.001, 0.3}).pop()
+    assert new == pytest.approx(0.001**2 / 0.3) or new == pytest.approx(0.3**2 / 0.001)
+    # the report path reads the same rounds from the stored trials, running nothing
+    again = run_tuned(path, out=out, jobs=1, progress=False)
+    assert [s.completed for s in again] == [0, 0, 0]

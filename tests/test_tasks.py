@@ -458,3 +458,28 @@ def test_cliff_bistability_interval_at_w_5() -> None:
         assert 5 * expit(x) - 2.5 == pytest.approx(x, abs=1e-12)
         assert 5 * expit(x) * (1 - expit(x)) < 1
     assert len(cliff_fixed_points(-8.0, 1.0)) == 0  # one unstable point (a 2-cycle)
+
+
+def test_sunspots_validation_split_is_held_out_of_train():
+    import tasks
+
+    rng = np.random.default_rng(0)
+    plain = tasks.get("sunspots").generate(rng)
+    assert plain.validation is None
+    held = tasks.get("sunspots", validation_years=20).generate(rng)
+    assert held.validation is not None
+    scored = lambda split: int(split.M.sum())  # noqa: E731
+    assert scored(held.validation) == 20
+    assert scored(held.train) == scored(plain.train) - 20
+    assert np.array_equal(held.test.Y, plain.test.Y)
+    # the validation targets are the last 20 train years' (the same scaled values)
+    last = plain.train.Y[plain.train.M > 0][-20:]
+    assert np.allclose(np.sort(held.validation.Y[held.validation.M > 0]), np.sort(last))
+    assert held.target_loss != plain.target_loss  # the AR reference is fitted on train only
+    with pytest.raises(ValueError, match="validation_years"):
+        tasks.get("sunspots", validation_years=-1)
+    # without a validation split the spec (hence every record key) is unchanged
+    assert "validation_years" not in tasks.get("sunspots").spec()
+    assert tasks.get("sunspots", validation_years=20).spec()["validation_years"] == 20
+    spec = tasks.get("sunspots", validation_years=20).spec()
+    assert tasks.get(spec.pop("task"), **spec).validation_years == 20

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from suite.analysis import verdicts as V
+from suite.analysis.metrics import time_to_target
 
 
 def _frames(
@@ -69,34 +70,43 @@ def _frames(
     return pd.DataFrame(trials), pd.DataFrame(trace)
 
 
+def _c1(v: pd.DataFrame, claim: str = "C1", group: str = "first-order") -> pd.Series:
+    """The first row of ``claim`` for the gradient group ``group``."""
+    label = V.c1.GROUPS[group]
+    return v[(v["claim"] == claim) & v["problem"].str.endswith(label)].iloc[0]
+
+
 def test_c1_supported_then_refuted_when_the_records_change():
     seeds = 8
     trials, trace = _frames({"adam": [1e3] * seeds, "cmaes": [3e4] * seeds})
     v = V.verdict_c1(trials, trace)
-    assert v["verdict"].tolist() == ["supported"]
-    assert v["effect"].iloc[0] == pytest.approx(30, rel=0.3)
-    assert v["ci_low"].iloc[0] > 1
+    assert v[v["claim"] == "C1"]["verdict"].tolist() == ["supported"]
+    assert _c1(v)["effect"] == pytest.approx(30, rel=0.3)
+    assert _c1(v)["ci_low"] >= 3
     # the black-box method now reaches the target first on every seed
     trials, trace = _frames({"adam": [1e3] * seeds, "cmaes": [2e2] * seeds})
     v = V.verdict_c1(trials, trace)
-    assert v["verdict"].tolist() == ["refuted"]
-    assert v["effect"].iloc[0] < 1
+    assert v[v["claim"] == "C1"]["verdict"].tolist() == ["refuted"]
+    assert _c1(v)["effect"] < 1
 
 
-def test_c1_picks_the_best_of_each_family_and_is_mixed_in_between():
+def test_c1_judges_first_order_and_quasi_newton_separately():
     seeds = 8
     trials, trace = _frames(
         {
             "adam": [4e3] * seeds,
-            "lbfgs": [2e3] * seeds,
-            "cmaes": [4e3] * seeds,
+            "lbfgs": [1e3] * seeds,
+            "cmaes": [6e3] * seeds,
             "rs": [np.inf] * seeds,
         }
     )
     v = V.verdict_c1(trials, trace)
-    assert "best BPTT: lbfgs" in v["detail"].iloc[0]
-    assert "best black-box: cmaes" in v["detail"].iloc[0]
-    assert v["verdict"].iloc[0] == "mixed"  # 2x: faster, but not "much" faster
+    fo, qn = _c1(v, group="first-order"), _c1(v, group="quasi-newton")
+    assert "first-order BPTT: adam" in fo["detail"] and "best black-box: cmaes" in fo["detail"]
+    assert "quasi-Newton/CG BPTT: lbfgs" in qn["detail"]
+    assert fo["verdict"] == "mixed"  # 1.5x: faster, but not "much" faster
+    assert qn["verdict"] == "supported"  # 6x
+    assert fo["effect"] == pytest.approx(1.5, rel=0.3)  # checkpoint grid: 10 per decade
 
 
 def test_c1_takes_gradient_methods_from_the_recorded_tags_not_the_registry():
@@ -107,8 +117,8 @@ def test_c1_takes_gradient_methods_from_the_recorded_tags_not_the_registry():
     trials, trace = _frames({"plugin": [1e3] * seeds, "cmaes": [3e4] * seeds})
     assert V.gradient_names(trials) == {"my-plugin-bptt"}
     v = V.verdict_c1(trials, trace)
-    assert "best BPTT: plugin" in v["detail"].iloc[0]
-    assert v["verdict"].tolist() == ["supported"]
+    assert "first-order BPTT: plugin" in _c1(v)["detail"]
+    assert _c1(v)["verdict"] == "supported"
     # without the gradient tag it is a black-box method: no BPTT family left to compare
     trials["tags"] = trials["tags"].replace("gradient", "deterministic")
     assert V.gradient_names(trials) == set()
@@ -117,15 +127,112 @@ def test_c1_takes_gradient_methods_from_the_recorded_tags_not_the_registry():
         V.gradient_names(trials.drop(columns="tags"))
 
 
-def test_c1_falls_back_to_final_losses_when_nobody_reaches_the_target():
+def test_c1_never_falls_back_to_final_losses_the_fixed_budget_view_is_c1q():
     trials, trace = _frames({"adam": [np.inf] * 6, "cmaes": [np.inf] * 6})
     trials.loc[trials["optimizer"] == "adam", "final_train_loss"] = 0.01
     v = V.verdict_c1(trials, trace)
-    assert v["measure"].iloc[0].startswith("final-loss ratio")
-    assert v["effect"].iloc[0] == pytest.approx(50)
-    assert v["verdict"].iloc[0] == "supported"
+    c1 = _c1(v)
+    assert c1["measure"].startswith("ERT ratio")
+    assert c1["verdict"] == "mixed"  # no success on either side: ratio in [0, inf)
+    assert (c1["ci_low"], c1["ci_high"]) == (0.0, math.inf)
+    q = _c1(v, "C1q")
+    assert q["measure"].startswith("final-loss ratio")
+    assert q["effect"] == pytest.approx(50)
+    assert q["verdict"] == "supported"
     trials.loc[trials["optimizer"] == "cmaes", "final_train_loss"] = 0.005
-    assert V.verdict_c1(trials, trace)["verdict"].iloc[0] == "refuted"
+    assert _c1(V.verdict_c1(trials, trace), "C1q")["verdict"] == "refuted"
+
+
+def test_no_success_in_20_runs_gets_the_clopper_pearson_bound():
+    p_up = V.c1.success_upper(0, 20)
+    assert p_up == pytest.approx(1 - 0.025 ** (1 / 20))
+    assert p_up == pytest.approx(0.168, abs=5e-4)
+    budget = 1e7
+    bound = V.c1.ert_bound(np.full(20, budget), np.zeros(20, bool))
+    assert bound == pytest.approx(budget * (1 - p_up) / p_up)
+    e = V.c1.ert_interval(np.full(20, budget), np.zeros(20, bool))
+    assert (e.value, e.low, e.high) == (bound, bound, math.inf)
+    # in the verdict: the ratio is a lower bound, bound / (BPTT ERT's upper limit), never inf
+    trials, trace = _frames({"adam": [1e3] * 20, "cmaes": [np.inf] * 20}, budget=budget)
+    c1 = _c1(V.verdict_c1(trials, trace))
+    hits = time_to_target(trials, trace)
+    adam_fe = hits[hits["optimizer"] == "adam"]["fe"].to_numpy()  # on the checkpoint grid
+    ert_high = V.c1.ert_interval(adam_fe, np.ones(20, bool)).high
+    assert c1["ci_low"] == pytest.approx(bound / ert_high, rel=0.02)
+    assert c1["effect"] == c1["ci_low"] and c1["ci_high"] == math.inf
+    assert math.isfinite(c1["effect"]) and c1["verdict"] == "supported"
+
+
+def test_a_ratio_whose_lower_bound_is_under_3_does_not_support():
+    # 0/6 black-box successes at a budget only 2x BPTT's hitting cost: the point ratio was
+    # "infinite", the bound is at most 2e4 * (1 - 0.46) / 0.46 / 1e4 = 2.35
+    trials, trace = _frames({"adam": [1e4] * 6, "cmaes": [np.inf] * 6}, budget=2e4)
+    c1 = _c1(V.verdict_c1(trials, trace))
+    assert c1["ci_low"] < 3
+    assert c1["verdict"] != "supported"
+    # a finite ratio with point >= 3 but lower bound < 3 does not support either
+    fast = [1e3] * 4 + [2e4] * 4
+    trials, trace = _frames({"adam": fast, "cmaes": [2e4] * 8})
+    c1 = _c1(V.verdict_c1(trials, trace))
+    assert c1["effect"] >= 1.8 and c1["ci_low"] < 3 and c1["verdict"] != "supported"
+    e = V.c1.Effect(5.0, 2.9, 9.0)
+    assert V.c1.c1_rule(e, V.c1.Effect(5.0, 3.1, 9.0)) == "mixed"
+    assert V.c1.c1_rule(V.c1.Effect(5.0, 3.0, 9.0), V.c1.Effect(5.0, 3.1, 9.0)) == "supported"
+
+
+def _tuning_record(problem: str, entry: str, success: float, fe: float) -> dict:
+    cand = dict(success=success, median_fe_to_target=fe, median_final_loss=0.1, fe=1e5)
+    return dict(problem=problem, entry=entry, candidates=[{**cand, "seconds": 1.0, "chosen": True}])
+
+
+def test_the_family_winner_comes_from_tuning_records_only():
+    seeds = 8
+    trials, trace = _frames({"adam": [4e3] * seeds, "plugin": [1e3] * seeds, "cmaes": [3e4] * 8})
+    tuning = [
+        _tuning_record("p", "adam", 1.0, 2e3),  # adam was better on the tuning seeds
+        _tuning_record("p", "plugin", 1.0, 5e3),
+        _tuning_record("p", "cmaes", 1.0, 1e4),
+    ]
+    v = V.verdict_c1(trials, trace, tuning=tuning)
+    assert "first-order BPTT: adam" in _c1(v)["detail"]
+    assert "chosen on tuning seeds" in _c1(v)["detail"]
+    # change the evaluation records: adam far worse; the choice does not move
+    trials2, trace2 = _frames({"adam": [5e4] * seeds, "plugin": [1e2] * seeds, "cmaes": [3e4] * 8})
+    v2 = V.verdict_c1(trials2, trace2, tuning=tuning)
+    assert "first-order BPTT: adam" in _c1(v2)["detail"]
+    # change the tuning records: the choice moves
+    tuning[0] = _tuning_record("p", "adam", 0.5, 2e3)
+    assert "first-order BPTT: plugin" in _c1(V.verdict_c1(trials, trace, tuning=tuning))["detail"]
+    # the tuning cost is charged in its own view
+    t = _c1(v, "C1+tuning")
+    assert t["effect"] < _c1(v)["effect"]
+
+
+def test_black_box_methods_of_another_folder_compete_for_best_black_box():
+    seeds = 8
+    trials, trace = _frames({"adam": [1e3] * seeds, "cmaes": [3e4] * seeds})
+    ng, ng_trace = _frames({"rs": [2e3] * seeds, "lbfgs": [10.0] * seeds})
+    for frame in (ng, ng_trace):  # a nevergrad method and a gradient method in that folder
+        frame["optimizer"] = frame["optimizer"].replace({"rs": "ng-TwoPointsDE"})
+        frame["key"] = "ng-" + frame["key"]
+    ng["optimizer_name"] = ng["optimizer_name"].replace({"random-search": "ng-TwoPointsDE"})
+    t, tr = V.c1.add_black_box(trials, trace, ng, ng_trace)
+    assert "lbfgs" not in set(t["optimizer"])  # only its black-box methods are added
+    v = V.verdict_c1(t, tr)
+    assert "best black-box: ng-TwoPointsDE" in _c1(v)["detail"]
+    assert _c1(v)["verdict"] == "mixed"  # 2x
+    assert _c1(V.verdict_c1(trials, trace))["verdict"] == "supported"  # without it: 30x
+
+
+def test_heldout_table_shows_overfitting():
+    trials, _ = _frames({"adam": [1e3] * 4, "cmaes": [3e4] * 4})
+    trials["final_test_loss"] = np.where(trials["optimizer"] == "adam", 0.05, 0.001)
+    h = V.c1.heldout_table(trials).set_index("group")
+    assert h.at["first-order", "optimizer"] == "adam"
+    assert h.at["first-order", "test_over_train"] == pytest.approx(50)
+    assert h.at["first-order", "success_train"] == 1.0
+    assert h.at["first-order", "success_heldout"] == 0.0
+    assert h.at["black-box", "success_heldout"] == 1.0
 
 
 def _starts(study: str, model: str, classes: list[str], gaps: list[float]) -> pd.DataFrame:
@@ -315,4 +422,12 @@ def test_c4a_calibration_failure_gives_no_verdict():
 
 
 def test_every_claim_has_a_rule_and_limits():
-    assert set(V.RULES) == set(V.LIMITS) == {"C1", "C2", "C3", "C4a", "C4b"}
+    assert set(V.RULES) == set(V.LIMITS) == {
+        "C1",
+        "C1q",
+        "C1+tuning",
+        "C2",
+        "C3",
+        "C4a",
+        "C4b",
+    }

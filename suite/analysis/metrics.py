@@ -11,10 +11,15 @@ Conventions used throughout
 
 * **Best-so-far.** The trace's ``train_loss`` is the incumbent at each checkpoint; it is made
   monotone with a running minimum per run (NaN counts as ``+inf``).
-* **Time to target.** The cost (``fe`` or ``seconds``) of the *first checkpoint* at which the
-  best-so-far train loss is ``<= target``. Checkpoints lie on a log grid (10 per decade), so this
-  is an upper bound of the exact hitting cost, at most ~26 % above it; every optimizer is measured
-  on the same grid, so ratios are unbiased to that resolution.
+* **Time to target.** For the record's own target (``target_loss``), the exact cost (``fe`` and
+  ``seconds``) at which the Problem's incumbent first reached it: the counters after the call
+  that evaluated the first point at or below the target (trials column ``hit_exact``; a
+  population call is charged whole; a minibatch method's points are evaluated on the full
+  train set only at checkpoints, so its hit is known at the checkpoint). For other targets
+  (a ladder), and for records written before the Problem recorded the hit, the cost of the
+  *first checkpoint* at which the best-so-far train loss is ``<= target``: checkpoints lie on a
+  log grid (10 per decade), so that is an upper bound of the exact hitting cost, at most ~26 %
+  above it.
 * **Spent cost.** What a run used in total: the trial's ``fe`` counter, and for seconds the last
   checkpoint's ``seconds`` (the Problem's clock, checkpoint evaluations excluded); a run without a
   trace falls back on the trial's ``wall`` time.
@@ -223,7 +228,8 @@ def time_to_target(
     trace: pd.DataFrame,
     targets: None | float | Sequence[float] | pd.DataFrame = None,
 ) -> pd.DataFrame:
-    """Cost of the first checkpoint with best-so-far train loss ``<= target``, per run and target.
+    """Cost to reach ``target`` per run and target: exact for the record's own target when the
+    Problem recorded it, else the first checkpoint with best-so-far train loss ``<= target``.
 
     ``targets``: ``None`` uses each record's ``target_loss``; a number or a list of numbers is
     applied to every run; a DataFrame with ``key`` (or ``problem``) and ``target`` columns (and
@@ -269,10 +275,32 @@ def time_to_target(
     out = tg.assign(hit=hit, fe=fe, seconds=sec)
     meta = trials[["key", "problem", "optimizer", "seed"]].merge(_spent(trials, trace), on="key")
     out = meta.merge(out, on="key", how="inner")
+    out = _exact_hits(trials, out)
     return out[
         ["key", "problem", "optimizer", "seed", "target_id", "target", "hit", "fe", "seconds"]
         + ["spent_fe", "spent_seconds"]
     ].reset_index(drop=True)
+
+
+def _exact_hits(trials: pd.DataFrame, out: pd.DataFrame) -> pd.DataFrame:
+    """Replace the checkpoint hitting cost by the Problem's exact one (``fe_to_target``,
+    ``seconds_to_target`` of trials with ``hit_exact``) where the target is the record's own."""
+    cols = ["key", "target_loss", "fe_to_target", "seconds_to_target", "hit_exact"]
+    if not set(cols) <= set(trials.columns) or out.empty:
+        return out
+    ex = out[["key", "target"]].merge(trials[cols], on="key", how="left")
+    use = (
+        ex["hit_exact"].fillna(False).to_numpy(dtype=bool)
+        & (ex["target"].to_numpy(dtype=float) == ex["target_loss"].to_numpy(dtype=float))
+        & ex["fe_to_target"].notna().to_numpy()
+    )
+    if not use.any():
+        return out
+    out = out.copy()
+    out.loc[use, "hit"] = True
+    out.loc[use, "fe"] = ex.loc[use, "fe_to_target"].to_numpy(dtype=float)
+    out.loc[use, "seconds"] = ex.loc[use, "seconds_to_target"].to_numpy(dtype=float)
+    return out
 
 
 def success_rate(hits: pd.DataFrame, by: Sequence[str] = ("problem", "optimizer")) -> pd.DataFrame:
