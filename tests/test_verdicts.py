@@ -422,12 +422,16 @@ def test_c4a_calibration_failure_gives_no_verdict():
 
 
 def test_every_claim_has_a_rule_and_limits():
-    assert set(V.RULES) == set(V.LIMITS) == {
-        "C1",
-        "C1q",
-        "C1+tuning",
-        "C2",
-        "C3",
-        "C4a",
-        "C4b",
-    }
+    assert (
+        set(V.RULES)
+        == set(V.LIMITS)
+        == {
+            "C1",
+            "C1q",
+            "C1+tuning",
+            "C2",
+            "C3",
+            "C4a",
+            "C4b",
+        }
+    )
