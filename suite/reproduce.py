@@ -129,7 +129,7 @@ def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
         )
     )
     frames.append(
-        V.verdict_c3(optima.starts, optima.comparison, f"{rel['optima']}/figures/optima_twins.png")
+        V.verdict_c3(optima.starts, optima.summary, f"{rel['optima']}/figures/optima_c3_design.png")
     )
     la = kind_of("landscape").analyse(dirs["landscape"])
     figs = f"{rel['landscape']}/figures/landscape_roughness_init_vs"
