@@ -176,6 +176,51 @@ def _matrix(v: pd.DataFrame) -> pd.DataFrame:
     return m.reindex(columns=[c for c in STATEMENTS if c in m.columns]).fillna("")
 
 
+def gating_section(optima_dir: Path) -> list[str]:
+    """Markdown lines of "does gating change C2?": Elman against the GRU and LSTM of matched
+    parameter count, from the optima report's ``tables/optima_gating.csv`` (trap rates over all
+    starts with 95% intervals, the paired difference to Elman and the class shares)."""
+    table = optima_dir / "tables" / "optima_gating.csv"
+    head = ["### Does gating change C2?", ""]
+    if not table.exists():
+        return [*head, "No data: the optima study has no gated (GRU/LSTM) studies.", ""]
+    g = pd.read_csv(table)
+
+    def ci(v: str) -> list[str]:
+        return [
+            f"{_fmt(r[v])} [{_fmt(r[v + '_low'])}, {_fmt(r[v + '_high'])}]" for _, r in g.iterrows()
+        ]
+
+    shares = [c for c in g.columns if c.startswith("share_")]
+    out = pd.DataFrame(
+        {
+            "task": g["task"],
+            "vs elman H": g["elman_hidden"],
+            "architecture": g["architecture"] + " H=" + g["hidden"].astype(str),
+            "params": g["params"],
+            "starts": g["starts"],
+            "trap rate [95% CI]": [
+                f"{_fmt(r['trap_rate'])} [{_fmt(r['trap_low'])}, {_fmt(r['trap_high'])}]"
+                for _, r in g.iterrows()
+            ],
+            "minus elman [95% CI]": ci("minus_elman"),
+            **{c.removeprefix("share_"): g[c].round(2) for c in shares},
+        }
+    )
+    return [
+        *head,
+        "The same classes and rates per architecture: Elman against the GRU and LSTM whose "
+        "parameter count is closest (same tasks, data draws and seed indices); `minus elman` is "
+        "the trap-rate difference paired by start. Details: "
+        f"[`{optima_dir.name}/REPORT.md`](../{optima_dir.name}/REPORT.md).",
+        "",
+        to_markdown(out),
+        "",
+        f"![trap rates](../{optima_dir.name}/figures/optima_trap_rates.png)",
+        "",
+    ]
+
+
 def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
     """Verdict tables and ``REPORT.md`` for the claims, from stored results only."""
     target.mkdir(parents=True, exist_ok=True)
@@ -218,6 +263,8 @@ def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
         for ev in dict.fromkeys(e for evs in rows["evidence"] for e in evs.split(";") if e):
             lines += [f"![{claim}]({ev})", ""]
         lines += [f"**Limits.** {V.LIMITS[claim]}", ""]
+        if claim == "C2":
+            lines += gating_section(dirs["optima"])
         tuning = dirs["speed"] / "tables" / "tuning.csv"
         if claim == "C1" and tuning.exists():
             t = pd.read_csv(tuning)
