@@ -11,7 +11,6 @@ import pytest
 from suite.analysis import optima
 from suite.analysis.symmetry import canonicalize, cluster_end_points
 from suite.curvature import curvature_checked, hessian_vector_products
-from suite.models import make_model
 from suite.optimizers.resolve import (
     ResolveConfig,
     escape_test,
