@@ -191,7 +191,7 @@ def curvature_checked(
     ratio: float = 10.0,
     rtol: float = 0.05,
     atol: float = 1e-8,
-    dense_max: int = 300,
+    dense_max: int = 512,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Extreme Hessian eigenvalues with a step-size consistency check.
 

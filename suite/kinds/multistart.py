@@ -336,6 +336,7 @@ MULTISTART_KEYS = (
     "tdnn_window",
     "tdnn_design",
     "gated",
+    "gated_hidden",
     "resolve",
     "hessian",
     "problems",
@@ -428,16 +429,26 @@ def _derived(problems: list, d: dict, window: int | None) -> list:
     gated = d.get("gated", [])
     if not isinstance(gated, list) or any(g not in ("gru", "lstm") for g in gated):
         raise ExperimentError(f"gated: must be an array of 'gru' / 'lstm', got {gated!r}")
+    sizes = d.get("gated_hidden")
+    if sizes is not None and (
+        not isinstance(sizes, list)
+        or any(isinstance(h, bool) or not isinstance(h, int) for h in sizes)
+    ):
+        raise ExperimentError(f"gated_hidden: must be an array of integers, got {sizes!r}")
     for p in list(problems):
         if p.model["model"] != "elman":
             continue
+        if sizes is not None and int(p.model["hidden"]) not in sizes:
+            gated_here: list = []
+        else:
+            gated_here = gated
         extra = []
         try:
             if d.get("tdnn_twin", False):
                 extra.append(twin_spec(p, window))
             if d.get("tdnn_design", False):
                 extra += design_specs(p)
-            extra += [gated_spec(p, g) for g in gated]
+            extra += [gated_spec(p, g) for g in gated_here]
         except (ValueError, TypeError) as exc:
             raise ExperimentError(f"tdnn_twin/tdnn_design/gated: {exc}") from None
         for q in extra:
@@ -465,7 +476,12 @@ def expand(d: dict, profile: str) -> list[MultiStartChunk]:
     Keys (besides the common ones): ``starts`` (int n: seed indices 0..n-1, or an array),
     ``chunk`` (starts per unit, default 128), ``data_seed`` (default 0), ``tdnn_twin``
     (default false), ``tdnn_window`` (default: the task's ``seq_len``), ``hessian`` (default
-    true), ``problems`` (as in compare; array values expand to a grid, see
+    true), ``tdnn_design`` (the C3 size x window design, :func:`design_specs`), ``gated``
+    (array of "gru"/"lstm": the matched gated network of every Elman problem, or only of those
+    whose hidden size is in ``gated_hidden``), ``resolve`` (a table of
+    :class:`~suite.optimizers.resolve.ResolveConfig`; absent: no resolution, as before),
+    ``data_seed`` may be an array (one study per draw), ``problems`` (as in compare; array
+    values expand to a grid, see
     :func:`expand_problem_grid`), ``methods`` (array of tables: the keys of
     :meth:`suite.optimizers.batched_method.Method.from_dict`).
     """

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from suite.curvature import GradFn, as_rows, hessian_vector_products
+from suite.curvature import GradFn, as_rows, hessian_fd, hessian_vector_products
 from suite.optimizers.linesearch import lbfgs
 from suite.optimizers.updates import row_norm, take_rows
 
@@ -114,11 +114,20 @@ class Counted:
 
 
 def polish_trust(
-    grad_fn: GradFn, theta: np.ndarray, gtol: float, maxiter: int = 30, eps: float = 1e-5
+    grad_fn: GradFn,
+    theta: np.ndarray,
+    gtol: float,
+    maxiter: int = 30,
+    eps: float = 1e-5,
+    dense_max: int = 128,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Trust-region Newton polish (trust-krylov, exact Hessian-vector products) per row.
+    """Trust-region Newton polish per row, from exact Hessian-vector products.
 
-    Returns ``(theta[N, P], loss[N], grad_norm[N], iterations[N])``. Rows already at
+    Up to ``dense_max`` parameters the Hessian is assembled from the ``P`` products with the
+    unit vectors in one batched gradient call (:func:`suite.curvature.hessian_fd`) and the
+    subproblem solved exactly (``method="trust-exact"``, Moré & Sorensen 1983); above it, the
+    Krylov solver takes the products one at a time (``method="trust-krylov"``). Returns
+    ``(theta[N, P], loss[N], grad_norm[N], iterations[N])``. Rows already at
     ``||g|| <= gtol`` or non-finite are left alone; a polish whose end loss is not finite or
     higher than the start's is discarded.
     """
@@ -142,14 +151,19 @@ def polish_trust(
             hv = hessian_vector_products(grad_fn, x[None], v[None], eps)[0]
             return np.where(np.isfinite(hv), hv, 0.0)
 
+        def hess(x: np.ndarray) -> np.ndarray:
+            h = hessian_fd(grad_fn, x[None], eps)[0]
+            return np.where(np.isfinite(h), h, 0.0)
+
+        second = {"hess": hess} if theta.shape[1] <= dense_max else {"hessp": hessp}
         try:
             res = minimize(
                 fun,
                 theta[i],
                 jac=True,
-                hessp=hessp,
-                method="trust-krylov",
+                method="trust-exact" if "hess" in second else "trust-krylov",
                 options={"gtol": gtol, "maxiter": maxiter},
+                **second,
             )
         except (ValueError, np.linalg.LinAlgError, FloatingPointError):
             continue
