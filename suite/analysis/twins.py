@@ -124,8 +124,9 @@ def twin_comparisons(
     starts: pd.DataFrame, rng: np.random.Generator | None = None, n_resamples: int = 2000
 ) -> pd.DataFrame:
     """:func:`compare_studies` of every Elman study with every TDNN study of the same task spec,
-    method and data seed, in the analysed ``starts`` of :func:`suite.analysis.optima.analyse_records`;
-    columns ``task, method, rnn_study, tdnn_study`` then those of :func:`compare_studies`."""
+    method and data seed, in the analysed ``starts`` of
+    :func:`suite.analysis.optima.analyse_records`; columns ``task, method, rnn_study,
+    tdnn_study`` then those of :func:`compare_studies`."""
     rng = as_generator(rng)
     if starts.empty:
         return pd.DataFrame()
