@@ -25,7 +25,13 @@ from matplotlib.figure import Figure
 
 from suite.analysis.optima import CLASSES, analyse_records
 from suite.analysis.verdicts.c2 import RULES, c3_pairs, gating_table, verdict_c2, verdict_c3
-from suite.report.plots import empty_figure, panel_grid, save_figure, short_title
+from suite.report.plots import (
+    empty_figure,
+    panel_grid,
+    plain_log_axis,
+    save_figure,
+    short_title,
+)
 from suite.report.style import MODEL_COLORS, PALETTE, styled
 from suite.report.tables import to_markdown, write_table
 from suite.store import load_results
@@ -262,7 +268,8 @@ def plot_margin_sensitivity(summary: pd.DataFrame) -> Figure:
     if summary.empty or not cols:
         return empty_figure("no trap rates")
     margins = [int(c.split("_")[-1]) for c in cols]
-    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    n_lines = summary["study"].str.split(" / ").str[:2].str.join(" / ").nunique()
+    fig = Figure(figsize=(7.5, 3.6 + 0.09 * n_lines), layout="constrained")
     ax = fig.add_subplot()
     lab = summary["study"].str.split(" / ").str[:2].str.join(" / ")
     g = summary.assign(_lab=lab).groupby("_lab", sort=False)
@@ -277,7 +284,7 @@ def plot_margin_sensitivity(summary: pd.DataFrame) -> Figure:
         )
     ax.set_xlabel("stall margin (% of the gap between best loss and baseline)")
     ax.set_ylabel("trap rate (all starts)")
-    ax.legend(fontsize=5, ncols=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=5, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     return fig
 
 
@@ -289,7 +296,7 @@ def plot_saturation(saturation: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     if saturation is None or saturation.empty:
         return empty_figure("no saturation curves")
     first = summary[summary["data_seed"] == summary["data_seed"].min()]
-    fig = Figure(figsize=(7.5, 4.2), layout="constrained")
+    fig = Figure(figsize=(7.5, 3.6 + 0.09 * len(first)), layout="constrained")
     ax = fig.add_subplot()
     for i, s in enumerate(first.itertuples()):
         d = saturation[saturation["study"] == s.study]
@@ -304,9 +311,10 @@ def plot_saturation(saturation: pd.DataFrame, summary: pd.DataFrame) -> Figure:
             label=f"{short_title(_study_short(s.study), 60)} ({s.params} p)",
         )
     ax.set_xscale("log")
+    plain_log_axis(ax, "x")
     ax.set_xlabel("number of starts")
     ax.set_ylabel("distinct optima found")
-    ax.legend(fontsize=5, ncols=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=5, ncols=2, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     return fig
 
 
