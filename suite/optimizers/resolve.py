@@ -140,9 +140,9 @@ def polish_trust(
     for i in todo if maxiter > 0 else []:
 
         def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-            loss, g = grad_fn(x[None])
-            loss = float(np.atleast_1d(loss)[0])
-            g = np.asarray(g, dtype=np.float64).reshape(-1)
+            lv, gv = grad_fn(x[None])
+            loss = float(np.atleast_1d(lv)[0])
+            g = np.asarray(gv, dtype=np.float64).reshape(-1)
             if not math.isfinite(loss) or not np.isfinite(g).all():
                 return math.inf, np.zeros_like(x)
             return loss, g
@@ -199,7 +199,9 @@ def lbfgs_rows(
             lv, gv = grad_fn(x)
             return np.atleast_1d(np.asarray(lv, dtype=np.float64)), np.asarray(gv, float)
 
-        u, state = rule.update(G, state, theta[active], value=L, value_and_grad=vg)
+        u, state = rule.update(  # type: ignore[call-arg]  # keyword-only line-search inputs
+            G, state, theta[active], value=L, value_and_grad=vg
+        )
         acc = np.flatnonzero(state.search.accepted)
         theta[active[acc]] += u[acc]
         L[acc], G[acc] = state.search.value[acc], state.search.grad[acc]

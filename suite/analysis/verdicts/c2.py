@@ -114,6 +114,15 @@ def _group(starts: pd.DataFrame, summary: pd.DataFrame, models: tuple[str, ...])
     return {k: starts[starts["study"].isin(v)] for k, v in out.items()}
 
 
+def _mean_diff(a: np.ndarray, b: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Statistic: ``mean(a) - mean(b)`` on resampled (paired) indices."""
+
+    def stat(idx: np.ndarray) -> np.ndarray:
+        return a[idx].mean(axis=-1) - b[idx].mean(axis=-1)
+
+    return stat
+
+
 def _c2_rule(trap: Effect, n_distinct: int) -> str:
     if math.isnan(trap.value):
         return "no data"
@@ -210,9 +219,7 @@ def gating_table(starts: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
                 eff = paired_bootstrap(len(tr), _share(tr.to_numpy()))
                 both = tr.index.intersection(e_tr.index)
                 a, b = tr.loc[both].to_numpy(), e_tr.loc[both].to_numpy()
-                diff = paired_bootstrap(
-                    len(both), lambda i, a=a, b=b: a[i].mean(-1) - b[i].mean(-1)
-                )
+                diff = paired_bootstrap(len(both), _mean_diff(a, b))
                 first = summary[summary["study"] == g["study"].iloc[0]].iloc[0]
                 rows.append(
                     {
@@ -277,9 +284,7 @@ def c3_pairs(starts: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
                 eligible = bool(len(reach) and (reach.sum() > 0).all())
                 da = a.loc[both, "trap_common"].to_numpy(float)
                 db = b.loc[both, "trap_common"].to_numpy(float)
-                d = paired_bootstrap(
-                    len(both), lambda i, da=da, db=db: da[i].mean(-1) - db[i].mean(-1)
-                )
+                d = paired_bootstrap(len(both), _mean_diff(da, db))
                 rows.append(
                     {
                         "task": task_label,
