@@ -125,7 +125,10 @@ def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
     optima = kind_of("optima").analyse(dirs["optima"])
     frames.append(
         V.verdict_c2(
-            optima.starts, optima.summary, f"{rel['optima']}/figures/optima_final_losses.png"
+            optima.starts,
+            optima.summary,
+            f"{rel['optima']}/figures/optima_trap_rates.png;"
+            f"{rel['optima']}/figures/optima_margin_sensitivity.png",
         )
     )
     frames.append(
