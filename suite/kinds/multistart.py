@@ -17,6 +17,19 @@ Cost. Each start is charged its own work (``counters.fe``; ``fe_share`` is the c
 divided by its starts). Curvature at the end points (:func:`suite.curvature.curvature`, on by
 default) is measured afterwards and recorded as ``analysis_fe``, not charged to the start.
 
+Resolution (``resolve`` table, :mod:`suite.optimizers.resolve`). After training, unconverged
+end points get a trust-region Newton polish from exact Hessian-vector products, every live end
+point its extreme Hessian eigenvalues at two finite-difference steps
+(:func:`suite.curvature.curvature_checked`) and the diverging-valley test, and every end point
+above 1% of the chunk's gap to the baseline the escape test; the results go into the record's
+``resolved`` field and decide its class (:func:`suite.analysis.optima.classify_end_points`).
+Without the table a study runs as before (same keys, no ``resolved`` field).
+
+Design keys for C3 and the gated answer to C2: ``tdnn_design`` (TDNNs with the Elman's H and
+windows {2, T/2, T} plus the parameter-matched one), ``gated`` / ``gated_hidden`` (GRU/LSTM of
+matched parameter count), ``data_seed`` as an array (one study per dataset draw, label suffix
+``/ data k``).
+
 Records: one per start, kind ``"start"``; see :func:`run_chunk`.
 
 Experiment file (``kind = "multistart"``)::
