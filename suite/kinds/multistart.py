@@ -176,7 +176,8 @@ def run_chunk(unit: MultiStartChunk) -> list[dict]:
     ``grad_norm``, ``gtol``, ``steps``, ``polish_steps``, ``counters`` (``fe`` charged to this
     start, ``fe_share`` = chunk total / starts), ``analysis_fe``, ``lambda_min``,
     ``lambda_max`` (NaN if diverged or without ``hessian``), ``baseline_loss``, ``target_loss``,
-    ``theta`` (the end point), ``time`` (``wall`` = chunk wall time / starts), ``provenance``.
+    ``theta`` (the end point), ``time`` (``wall`` = chunk wall time / starts), ``provenance``,
+    and with a ``resolve`` table ``resolved`` (see :func:`_resolve`).
     """
     method = Method.from_spec(unit.method)
     label = (
