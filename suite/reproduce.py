@@ -152,11 +152,14 @@ def compute_verdicts(dirs: dict[str, Path]) -> pd.DataFrame:
     optima = kind_of("optima").analyse(dirs["optima"])
     frames.append(
         V.verdict_c2(
-            optima.starts, optima.summary, f"{rel['optima']}/figures/optima_final_losses.png"
+            optima.starts,
+            optima.summary,
+            f"{rel['optima']}/figures/optima_trap_rates.png;"
+            f"{rel['optima']}/figures/optima_margin_sensitivity.png",
         )
     )
     frames.append(
-        V.verdict_c3(optima.starts, optima.comparison, f"{rel['optima']}/figures/optima_twins.png")
+        V.verdict_c3(optima.starts, optima.summary, f"{rel['optima']}/figures/optima_c3_design.png")
     )
     frames += _c4_verdicts(dirs["landscape"], rel["landscape"])
     frames = [f for f in frames if not f.empty]
@@ -329,6 +332,51 @@ def c1_sections(dirs: dict[str, Path], target: Path, v: pd.DataFrame) -> list[st
     return lines
 
 
+def gating_section(optima_dir: Path) -> list[str]:
+    """Markdown lines of "does gating change C2?": Elman against the GRU and LSTM of matched
+    parameter count, from the optima report's ``tables/optima_gating.csv`` (trap rates over all
+    starts with 95% intervals, the paired difference to Elman and the class shares)."""
+    table = optima_dir / "tables" / "optima_gating.csv"
+    head = ["### Does gating change C2?", ""]
+    if not table.exists():
+        return [*head, "No data: the optima study has no gated (GRU/LSTM) studies.", ""]
+    g = pd.read_csv(table)
+
+    def ci(v: str) -> list[str]:
+        return [
+            f"{_fmt(r[v])} [{_fmt(r[v + '_low'])}, {_fmt(r[v + '_high'])}]" for _, r in g.iterrows()
+        ]
+
+    shares = [c for c in g.columns if c.startswith("share_")]
+    out = pd.DataFrame(
+        {
+            "task": g["task"],
+            "vs elman H": g["elman_hidden"],
+            "architecture": g["architecture"] + " H=" + g["hidden"].astype(str),
+            "params": g["params"],
+            "starts": g["starts"],
+            "trap rate [95% CI]": [
+                f"{_fmt(r['trap_rate'])} [{_fmt(r['trap_low'])}, {_fmt(r['trap_high'])}]"
+                for _, r in g.iterrows()
+            ],
+            "minus elman [95% CI]": ci("minus_elman"),
+            **{c.removeprefix("share_"): g[c].round(2) for c in shares},
+        }
+    )
+    return [
+        *head,
+        "The same classes and rates per architecture: Elman against the GRU and LSTM whose "
+        "parameter count is closest (same tasks, data draws and seed indices); `minus elman` is "
+        "the trap-rate difference paired by start. Details: "
+        f"[`{optima_dir.name}/REPORT.md`](../{optima_dir.name}/REPORT.md).",
+        "",
+        to_markdown(out),
+        "",
+        f"![trap rates](../{optima_dir.name}/figures/optima_trap_rates.png)",
+        "",
+    ]
+
+
 def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
     """Verdict tables and ``REPORT.md`` for the claims, from stored results only."""
     target.mkdir(parents=True, exist_ok=True)
@@ -376,6 +424,8 @@ def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
         lines += [f"**Limits.** {V.LIMITS[claim]}", ""]
         if claim == "C1":
             lines += c1_sections(dirs, target, v)
+        if claim == "C2":
+            lines += gating_section(dirs["optima"])
     lines += write_scaling(dirs["scaling"], target) if "scaling" in dirs else []
     lines += [
         "## Reproduce",

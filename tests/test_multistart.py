@@ -185,3 +185,49 @@ def test_expand_problem_grid():
     assert len(grid) == 5 and grid[-1] == {"task": "b"}
     assert {(g["x"], g["y"]) for g in grid[:4]} == {(1, 3), (1, 4), (2, 3), (2, 4)}
     assert all("label" not in g for g in grid[:4])
+
+
+def test_design_gated_and_data_seed_expansion():
+    exp = _ms(
+        tdnn_twin=False,
+        tdnn_design=True,
+        gated=["gru", "lstm"],
+        data_seed=[0, 1, 2],
+        problems=[{"task": "adding", "seq_len": 8, "hidden": [2, 4]}],
+        methods=[{"name": "adam", "lr": 0.01}],
+        starts=4,
+        chunk=4,
+    )
+    models = {(u.model["model"], u.model["hidden"], u.model.get("window")) for u in exp.units}
+    # windows {2, T/2, T} at the RNN's H, the matched TDNN (window T), matched GRU and LSTM
+    for h in (2, 4):
+        assert {("tdnn", h, 2), ("tdnn", h, 4), ("tdnn", h, 8), ("elman", h, None)} <= models
+    assert {m for m, _, _ in models} == {"elman", "tdnn", "gru", "lstm"}
+    assert {u.data_seed for u in exp.units} == {0, 1, 2}
+    assert all(u.labels["study"].endswith(f"data {u.data_seed}") for u in exp.units)
+    assert len(set(exp.keys())) == len(exp.units) * 4
+    with pytest.raises(ExperimentError, match="gated"):
+        _ms(gated=["rnn"])
+    with pytest.raises(ExperimentError, match="data_seed"):
+        _ms(data_seed=[0, -1])
+    with pytest.raises(ExperimentError, match="resolve"):
+        _ms(resolve={"escape": 1})
+
+
+def test_resolved_chunk_records_classes_inputs():
+    task, model = {"task": "adding", "seq_len": 5, "n_train": 16}, {"model": "elman", "hidden": 2}
+    method = Method.make("adam", lr=0.02, max_steps=50, polish_steps=20).spec()
+    plain = MultiStartChunk("ms", task, model, method, seeds=(0, 1, 2))
+    unit = MultiStartChunk(
+        "ms", task, model, method, seeds=(0, 1, 2), resolve={"escape_k": 2, "escape_iters": 10}
+    )
+    assert "resolve" not in plain.study_content() and unit.keys() != plain.keys()
+    records = unit.run()
+    for r in records:
+        res = r["resolved"]
+        assert {"curvature_ok", "diverging", "escape_loss", "trust_iters", "norm_path"} <= set(res)
+        assert np.isfinite(r["lambda_min"]) and len(res["norm_path"]) == 4
+    # escape-tested rows are those above 1% of the chunk's gap; each has a finite best loss
+    losses = np.array([r["final_train_loss"] for r in records])
+    tested = np.array([np.isfinite(r["resolved"]["escape_loss"]) for r in records])
+    assert not tested[np.argmin(losses)]

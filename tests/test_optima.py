@@ -104,15 +104,15 @@ def test_classification_of_a_known_saddle_minimum_plateau_and_moving_point():
     grad_norm = np.array([0.0, 0.0, 0.0, np.hypot(1.25, 2.0)])
     loss = np.array([0.0, 0.0, 0.0, 1.0]) + 0.3  # not zero: the curvature must decide
     cls = optima.classify_end_points(loss, grad_norm, eigs, scale)
-    assert list(cls) == ["saddle", "minimum", "plateau", "not converged"]
-    # diverged, unchecked (no curvature) and a zero loss (a global minimum whatever H says)
+    assert list(cls) == ["saddle", "minimum", "plateau", "unresolved"]
+    # diverged, unresolved (no curvature) and a zero loss (a global minimum whatever H says)
     cls = optima.classify_end_points(
         np.array([np.inf, 0.3, 0.0]),
         np.array([1.0, 0.0, 5.0]),
         np.array([[np.nan, np.nan], [np.nan, np.nan], [-3.0, 1.0]]),
         scale,
     )
-    assert list(cls) == ["diverged", "unchecked", "minimum"]
+    assert list(cls) == ["diverged", "unresolved", "minimum"]
     with pytest.raises(ValueError, match="loss_scale"):
         optima.classify_end_points(loss, grad_norm, eigs, 0.0)
 
@@ -195,7 +195,7 @@ def test_analyse_and_summarize_a_study():
     model, df = _fake_study("elman", [0.01, 0.02, 0.5, 0.9], n_per=5, not_conv=3)
     a = optima.analyse_study(df, model)
     s = optima.summarize_study(a)
-    assert s["n_starts"] == 23 and s["n_converged"] == 20 and s["n_not_converged"] == 3
+    assert s["n_starts"] == 23 and s["n_converged"] == 20 and s["n_unresolved"] == 3
     assert s["n_distinct"] == 4
     assert s["distinct_per_start"] == pytest.approx(4 / 20)
     # best 0.01; margin 0.1 * (1 - 0.01): the 0.5 and 0.9 optima stall, 0.02 does not

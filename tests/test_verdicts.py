@@ -235,63 +235,108 @@ def test_heldout_table_shows_overfitting():
     assert h.at["black-box", "success_heldout"] == 1.0
 
 
-def _starts(study: str, model: str, classes: list[str], gaps: list[float]) -> pd.DataFrame:
-    n = len(classes)
+def _starts(study: str, model: str, losses: list[float], escaped=False, cls="minimum", draws=1):
+    """Analysed starts of one model on task ``p`` (baseline 1, best 0 per draw), ``draws``
+    data seeds with the same end losses."""
+    rows = []
+    for d in range(draws):
+        for i, L in enumerate(losses):
+            rows.append(
+                {
+                    "study": f"{study} / data {d}",
+                    "model": model,
+                    "seed": i,
+                    "data_seed": d,
+                    "class": cls,
+                    "loss": L,
+                    "baseline_loss": 1.0,
+                    "stall_gap": L,
+                    "trap_candidate": (not escaped) and cls not in ("diverging", "diverged"),
+                }
+            )
+    df = pd.DataFrame(rows)
+    df["stalled"] = df["trap_candidate"] & (df["stall_gap"] > 0.1)
+    return df
+
+
+def _summary(study: str, model: str, draws=1, n_distinct=3, n_reached=5, **extra):
     return pd.DataFrame(
-        dict(
-            study=study,
-            model=model,
-            seed=np.arange(n),
-            **{"class": classes},
-            stall_gap=gaps,
-            stalled=[c == "minimum" and g > 0.1 for c, g in zip(classes, gaps, strict=True)],
-        )
-    )
-
-
-def test_c2_needs_real_minima_and_refutes_when_all_reach_the_best():
-    n = 40
-    stalled = _starts("s / elman", "elman", ["minimum"] * n, [0.5] * 20 + [0.0] * 20)
-    summary = pd.DataFrame(
-        [dict(study="s / elman", model="elman", n_distinct=3, best_loss=0.0, baseline_loss=1.0)]
-    )
-    assert V.verdict_c2(stalled, summary)["verdict"].iloc[0] == "supported"
-    # the same end losses, but nothing converged: the stalls cannot be called minima
-    unconverged = _starts("s / elman", "elman", ["not converged"] * n, [0.5] * 20 + [0.0] * 20)
-    assert V.verdict_c2(unconverged, summary)["verdict"].iloc[0] == "mixed"
-    # everyone reaches the best level
-    level = _starts("s / elman", "elman", ["minimum"] * n, [0.0] * n)
-    assert V.verdict_c2(level, summary)["verdict"].iloc[0] == "refuted"
-
-
-def test_c3_compares_the_twins_paired_by_seed():
-    n = 40
-    rnn = _starts("p / elman / adam", "elman", ["not converged"] * n, [0.5] * 30 + [0.0] * 10)
-    tdnn = _starts("p / tdnn / adam", "tdnn", ["minimum"] * n, [0.0] * n)
-    comparison = pd.DataFrame(
         [
             dict(
-                rnn_study="p / elman / adam",
-                tdnn_study="p / tdnn / adam",
-                statistic=s,
-                measure="difference",
-                rnn=0.5,
-                tdnn=0.1,
-                value=0.4,
-                value_low=0.1,
-                value_high=0.6,
-                n_seeds=n,
+                study=f"{study} / data {d}",
+                model=model,
+                n_distinct=n_distinct,
+                data_seed=d,
+                params=13,
+                hidden=2,
+                window=extra.get("window"),
+                n_reached=n_reached,
             )
-            for s in ("stall_rate", "unconverged_rate", "distinct_per_start")
+            for d in range(draws)
         ]
     )
-    starts = pd.concat([rnn, tdnn])
-    v = V.verdict_c3(starts, comparison)
+
+
+def test_c2_counts_traps_over_all_starts_and_refutes_escapable_stalls():
+    n = 40
+    losses = [0.5] * 20 + [0.0] * 20
+    summary = _summary("p / elman", "elman")
+    v = V.verdict_c2(_starts("p / elman", "elman", losses), summary)
+    assert v["verdict"].iloc[0] == "supported"
+    assert v["effect"].iloc[0] == pytest.approx(0.5)
+    assert v["problem"].iloc[0] == "p / elman"
+    assert "5%: 0.500" in v["detail"].iloc[0] and "classes: minimum 1.00" in v["detail"].iloc[0]
+    # the same end losses, but every stalled start escaped (a plateau): no traps at all
+    esc = V.verdict_c2(_starts("p / elman", "elman", losses, escaped=True), summary)
+    assert esc["verdict"].iloc[0] == "refuted" and esc["effect"].iloc[0] == 0.0
+    # diverging valleys are not optima either
+    div = V.verdict_c2(_starts("p / elman", "elman", losses, cls="diverging"), summary)
+    assert div["verdict"].iloc[0] == "refuted"
+    # everyone reaches the best level
+    level = V.verdict_c2(_starts("p / elman", "elman", [0.0] * n), summary)
+    assert level["verdict"].iloc[0] == "refuted"
+    # traps, but one optimum only: not "local optima"
+    one = V.verdict_c2(
+        _starts("p / elman", "elman", losses), _summary("p / elman", "elman", n_distinct=1)
+    )
+    assert one["verdict"].iloc[0] == "mixed"
+    # the gated section uses the same rule on the gated studies only
+    gated = V.verdict_c2(
+        _starts("p / gru", "gru", losses), _summary("p / gru", "gru"), models=("gru", "lstm")
+    )
+    assert list(gated["problem"]) == ["p / gru"]
+
+
+def test_c3_design_uses_a_common_reference_and_needs_capacity_on_both_sides():
+    rnn_losses = [0.5] * 30 + [0.0] * 10
+    rnn = _starts("p / elman(hidden=2)", "elman", rnn_losses, draws=3)
+    tdnn = _starts("p / tdnn(hidden=2, window=2)", "tdnn", [0.0] * 40, draws=3)
+    summary = pd.concat(
+        [
+            _summary("p / elman(hidden=2)", "elman", draws=3),
+            _summary("p / tdnn(hidden=2, window=2)", "tdnn", draws=3, window=2),
+        ]
+    )
+    v = V.verdict_c3(pd.concat([rnn, tdnn]), summary)
     assert v["verdict"].iloc[0] == "supported"
     assert v["effect"].iloc[0] == pytest.approx(0.75)
-    assert v["problem"].iloc[0] == "p / elman"
-    swapped = pd.concat([rnn.assign(stall_gap=0.0), tdnn.assign(stall_gap=0.5)])
-    assert V.verdict_c3(swapped, comparison)["verdict"].iloc[0] == "refuted"
+    assert v["problem"].iloc[0] == "p"
+    assert "elman H=2 (13 p) vs tdnn H=2 w=2 (13 p)" in v["detail"].iloc[0]
+    # swapped: the TDNN traps, the RNN does not
+    v = V.verdict_c3(
+        pd.concat([rnn.assign(loss=0.0, stall_gap=0.0), tdnn.assign(loss=0.5, stall_gap=0.5)]),
+        summary,
+    )
+    assert v["verdict"].iloc[0] == "refuted"
+    # a TDNN stuck at 0.5 everywhere has no stalls against its own best, but it has against
+    # the common reference (the RNN's 0.0)
+    stuck = tdnn.assign(loss=0.5, stall_gap=0.0)
+    v = V.verdict_c3(pd.concat([rnn.assign(loss=0.0, stall_gap=0.0), stuck]), summary)
+    assert v["effect"].iloc[0] == pytest.approx(-1.0) and v["effect_2"].iloc[0] == 0.0
+    # a TDNN that never reaches the success target cannot enter the verdict
+    no_cap = summary.assign(n_reached=np.where(summary["model"] == "tdnn", 0, 5))
+    v = V.verdict_c3(pd.concat([rnn, tdnn]), no_cap)
+    assert v["verdict"].iloc[0] == "no data"
 
 
 def _c4b_trends(rho_t: float, rho_r: float, stall: float, half: float = 0.2) -> pd.DataFrame:

@@ -13,26 +13,25 @@ random starts. This module turns stored end points (records of kind ``"start"`` 
    (:func:`extreme_eigenvalues_lanczos`).
 
 2. **Classification** (:func:`classify_end_points`), with thresholds relative to a loss scale
-   ``s`` (the task's trivial-predictor loss, ``baseline_loss``):
+   ``s`` (the task's trivial-predictor loss, ``baseline_loss``). Studies run with a
+   ``resolve`` table first polish unconverged end points by a trust-region Newton method with
+   exact Hessian-vector products, measure the extreme eigenvalues at two finite-difference
+   steps (:func:`suite.curvature.curvature_checked`) and run the valley and escape tests
+   (:mod:`suite.optimizers.resolve`). Classes, in order of precedence:
 
    * ``"diverged"``: non-finite loss or parameters;
-   * ``"minimum"`` at once if ``L <= zero_loss_rel * s`` (default ``1e-12``): the losses are
-     non-negative, so this is a global minimum at float64 resolution (on the cliff the gradient
-     of such a point can stay large: it sits at the foot of a cliff);
-   * ``"plateau"``: ``lambda_max <= flat_rel * s`` and ``||g|| <= plateau_grad_rel * s``
-     (default ``1e-2``): no curvature in any direction and a small gradient, converged or not --
-     a flat region (the saturated plateaus of the cliff) that the second-order test cannot call
-     a minimum and that gradient descent leaves only slowly;
-   * ``"not converged"``: gradient norm ``||g|| > gtol_rel * s`` (the training's tolerance);
-   * ``"saddle"``: ``lambda_min < -max(flat_rel * s, noise_rel * |lambda_max|)``: clearly
-     negative curvature, i.e. below the level ``flat_rel * s`` (default ``flat_rel = 1e-5``)
-     that counts as flat and below the finite-difference noise of the eigenvalues, which is
-     about ``||H||`` times the relative accuracy of the differences (``noise_rel = 1e-6``);
-   * ``"minimum"``: everything else (tiny gradient, no clearly negative curvature);
-   * ``"unchecked"``: converged, but the curvature was not computed.
+   * ``"minimum"`` at once if ``L <= zero_loss_rel * s`` (a global minimum at float64
+     resolution: the losses are non-negative);
+   * ``"diverging"``: the valley test saw the loss fall and the weight norm grow in every
+     continuation segment (the good RNN solutions at infinity; not a local optimum);
+   * ``"plateau"``: ``lambda_max <= flat_rel * s`` and ``||g|| <= plateau_grad_rel * s``;
+   * ``"unresolved"``: gradient above ``gtol_rel * s`` after the polish budget, or curvature
+     unknown or inconsistent between the two step sizes (a saturation cliff);
+   * ``"saddle"``: ``lambda_min < -max(flat_rel * s, noise_rel * |lambda_max|)``;
+   * ``"minimum"``: everything else (tiny gradient, no clearly negative curvature).
 
-   The rules are applied in this order of precedence: diverged, zero loss, plateau, not
-   converged, then the curvature test of a converged point.
+   A *trap* (:func:`trap_candidates`) is a non-diverged, non-diverging end point from which the
+   escape test reached no lower level (records without an escape test: a minimum).
 
 3. **Symmetries and clustering** (:mod:`suite.analysis.symmetry`). End points are mapped to a
    canonical copy of their ``2^H H!`` weight-space symmetry class and clustered (complete
@@ -50,7 +49,9 @@ random starts. This module turns stored end points (records of kind ``"start"`` 
    ``L > L* + stall_rel * (s - L*)``: it gives up more than ``stall_rel`` (default 10 %) of the
    improvement the best solution makes over the trivial predictor. The *stall gap* of an end
    point is ``(L - L*) / (s - L*)`` (0 at the best, 1 at the trivial predictor's loss).
-   Rates are per converged start; unconverged and diverged starts are counted separately.
+   The headline rates are over *all* starts: traps above the margin per start
+   (:func:`trap_rate`), for the margins :data:`STALL_MARGINS`; ``stall_rate`` (per converged
+   start) is kept for comparison with earlier reports.
    Distinct optima are the clusters of minima; the count per converged start is compared
    between the RNN and its TDNN twin with paired percentile-bootstrap intervals
    (:func:`suite.analysis.twins.compare_studies`, resampling seed indices, seeded).
@@ -80,26 +81,35 @@ from suite.problem import problem_from_spec
 
 __all__ = [
     "CLASSES",
+    "RESOLVED_COLUMNS",
+    "STALL_MARGINS",
     "OptimaAnalysis",
     "Thresholds",
     "analyse_records",
     "analyse_study",
     "classify_end_points",
     "optima_table",
+    "saturation_curve",
     "start_frame",
     "study_label",
     "summarize_study",
+    "trap_candidates",
+    "trap_rate",
 ]
 
 CLASSES: tuple[str, ...] = (
     "minimum",
     "saddle",
     "plateau",
-    "unchecked",
-    "not converged",
+    "diverging",
+    "unresolved",
     "diverged",
 )
 """End-point classes, in the order tables list them."""
+
+
+STALL_MARGINS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.2)
+"""Stall margins of the sensitivity curve (fractions of the gap to the baseline)."""
 
 
 # ----------------------------------------------------------------------- classification
@@ -149,13 +159,18 @@ def classify_end_points(
     eigs: np.ndarray,
     loss_scale: float,
     thresholds: Thresholds | None = None,
+    diverging: np.ndarray | None = None,
+    curvature_ok: np.ndarray | None = None,
 ) -> np.ndarray:
     """The class of each end point: one of :data:`CLASSES` (rules in the module docstring).
 
     ``loss[N]``, ``grad_norm[N]``, ``eigs[N, 2]`` (``lambda_min``, ``lambda_max``; NaN where not
-    computed), ``loss_scale`` > 0 (the task's baseline loss). A converged point whose
-    eigenvalues are NaN (curvature not computed) is ``"unchecked"``: without the second-order
-    test it is not counted as a minimum.
+    computed), ``loss_scale`` > 0 (the task's baseline loss); ``diverging[N]`` the result of
+    the valley test (:func:`suite.optimizers.resolve.valley_test`; default all false) and
+    ``curvature_ok[N]`` the step-size consistency of the eigenvalues
+    (:func:`suite.curvature.curvature_checked`; default all true). A point whose curvature is
+    unknown or inconsistent, or whose gradient is above the tolerance after the polish, is
+    ``"unresolved"``: without the second-order test it is not counted as a minimum.
     """
     t = thresholds or Thresholds()
     if not (math.isfinite(loss_scale) and loss_scale > 0):
@@ -174,13 +189,16 @@ def classify_end_points(
     diverged = ~np.isfinite(loss) | ~np.isfinite(gn)
     zero = ~diverged & (loss <= t.zero_loss_rel * loss_scale)
     converged = zero | (~diverged & (gn <= t.gtol_rel * loss_scale))
-    curv_known = np.isfinite(lmin) & np.isfinite(lmax)
+    div = np.zeros(loss.shape, bool) if diverging is None else np.asarray(diverging, bool)
+    cok = np.ones(loss.shape, bool) if curvature_ok is None else np.asarray(curvature_ok, bool)
+    curv_known = np.isfinite(lmin) & np.isfinite(lmax) & cok
     saddle = curv_known & (lmin < neg)
     plateau = curv_known & (lmax <= flat) & (gn <= t.plateau_grad_rel * loss_scale)
     out[saddle] = "saddle"
-    out[~curv_known] = "unchecked"
-    out[~converged] = "not converged"
+    out[~curv_known] = "unresolved"
+    out[~converged] = "unresolved"
     out[plateau] = "plateau"
+    out[div] = "diverging"  # loss still falling as the norm grows: not a local optimum
     out[zero] = "minimum"  # a zero loss is a global minimum whatever the curvature says
     out[diverged] = "diverged"
     return out
@@ -191,6 +209,10 @@ START_COLUMNS = (
     "key, study, task, task_params, model, model_params, method, seed, status, loss, test_loss, "
     "grad_norm, steps, fe, lambda_min, lambda_max, baseline_loss"
 ).split(", ")
+
+
+RESOLVED_COLUMNS = ["target_loss", "data_seed", "diverging", "curvature_ok", "escape_loss"]
+"""Columns from the end-point resolution (defaults for records written without it)."""
 
 
 def study_label(record: dict) -> str:
@@ -238,10 +260,15 @@ def start_frame(records: Sequence[dict]) -> pd.DataFrame:
                 "lambda_min": _f(r.get("lambda_min")),
                 "lambda_max": _f(r.get("lambda_max")),
                 "baseline_loss": _f(r.get("baseline_loss")),
+                "target_loss": _f(r.get("target_loss")),
+                "data_seed": int(spec.get("data_seed", 0)),
+                "diverging": bool((r.get("resolved") or {}).get("diverging", False)),
+                "curvature_ok": bool((r.get("resolved") or {}).get("curvature_ok", True)),
+                "escape_loss": _f((r.get("resolved") or {}).get("escape_loss")),
                 "theta": np.asarray(r.get("theta") or [], dtype=np.float64),
             }
         )
-    frame = pd.DataFrame(rows, columns=[*START_COLUMNS, "theta"])
+    frame = pd.DataFrame(rows, columns=[*START_COLUMNS, *RESOLVED_COLUMNS, "theta"])
     if rows:
         frame = frame.sort_values(["study", "seed"], kind="stable").reset_index(drop=True)
     return frame
@@ -283,7 +310,15 @@ def analyse_study(
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"the study's baseline_loss must be positive, got {scale!r}")
     eigs = df[["lambda_min", "lambda_max"]].to_numpy(dtype=np.float64)
-    cls = classify_end_points(df["loss"], df["grad_norm"], eigs, scale, t)
+    cls = classify_end_points(
+        df["loss"],
+        df["grad_norm"],
+        eigs,
+        scale,
+        t,
+        df["diverging"].to_numpy(bool) if "diverging" in df else None,
+        df["curvature_ok"].to_numpy(bool) if "curvature_ok" in df else None,
+    )
     cls[(df["status"] == "diverged").to_numpy()] = "diverged"
     df["class"] = cls
     p = max((len(x) for x in df["theta"]), default=0)
@@ -321,8 +356,45 @@ def analyse_study(
     best = float(df.loc[finite, "loss"].min()) if finite.any() else math.nan
     span = max(scale - best, t.loss_tol_rel * scale) if math.isfinite(best) else math.nan
     df["stall_gap"] = (df["loss"] - best) / span
-    df["stalled"] = is_min & (df["stall_gap"].to_numpy() > t.stall_rel)
+    df["trap_candidate"] = trap_candidates(df, scale, t)
+    df["stalled"] = df["trap_candidate"].to_numpy(bool) & (df["stall_gap"].to_numpy() > t.stall_rel)
     return df
+
+
+def trap_candidates(df: pd.DataFrame, scale: float, t: Thresholds) -> np.ndarray:
+    """End points that can be traps whatever the margin: not diverged, not on a diverging
+    valley, and not escaped -- the escape test (:func:`suite.optimizers.resolve.escape_test`)
+    found no perturbation reaching a loss lower by more than ``loss_tol_rel * s``. Records
+    without an escape test (NaN ``escape_loss``; written before it existed, or at or below 1%
+    of the chunk's gap) count only if they are minima, as before."""
+    cls = df["class"].to_numpy()
+    esc = df["escape_loss"].to_numpy(float) if "escape_loss" in df else np.full(len(df), np.nan)
+    loss = df["loss"].to_numpy(float)
+    tested = np.isfinite(esc)
+    escaped = tested & (esc < loss - t.loss_tol_rel * scale)
+    live = ~np.isin(cls, ["diverged", "diverging"])
+    return live & np.where(tested, ~escaped, cls == "minimum")
+
+
+def trap_rate(df: pd.DataFrame, margin: float) -> float:
+    """Share of all starts of an analysed study that are traps above ``margin`` (a fraction of
+    the gap between the best loss and the baseline): ``trap_candidate & stall_gap > margin``."""
+    if df.empty:
+        return math.nan
+    return float((df["trap_candidate"] & (df["stall_gap"] > margin)).mean())
+
+
+def saturation_curve(df: pd.DataFrame, points: int = 8) -> pd.DataFrame:
+    """Distinct optima (function-space clusters of minima) found among the first ``n`` starts
+    (seed order) for ``n`` on a log grid up to all starts: columns ``n``, ``distinct``."""
+    d = df.sort_values("seed", kind="stable")
+    n_all = len(d)
+    if n_all == 0:
+        return pd.DataFrame(columns=["n", "distinct"])
+    grid = sorted({int(round(x)) for x in np.geomspace(1, n_all, points)} | {n_all})
+    lab = d["cluster"].to_numpy()
+    rows = [{"n": n, "distinct": int(np.unique(lab[:n][lab[:n] >= 0]).size)} for n in grid]
+    return pd.DataFrame(rows)
 
 
 def summarize_study(df: pd.DataFrame, thresholds: Thresholds | None = None) -> dict:
@@ -343,6 +415,7 @@ def summarize_study(df: pd.DataFrame, thresholds: Thresholds | None = None) -> d
     t = thresholds or Thresholds()
     counts = df["class"].value_counts() if len(df) else pd.Series(dtype=int)
     n_conv = int(sum(counts.get(c, 0) for c in ("minimum", "saddle", "plateau")))
+    margins = {f"trap_rate_{int(m * 100)}": trap_rate(df, m) for m in STALL_MARGINS}
     minima = df[df["class"] == "minimum"] if len(df) else df
     n_distinct = int(minima["cluster"].nunique()) if len(minima) else 0
     stalled = df[df["stalled"]] if len(df) else df
@@ -362,6 +435,10 @@ def summarize_study(df: pd.DataFrame, thresholds: Thresholds | None = None) -> d
         else math.nan,
         "best_minimum_loss": float(minima["loss"].min()) if len(minima) else math.nan,
         "baseline_loss": float(np.nanmedian(df["baseline_loss"])) if len(df) else math.nan,
+        **margins,
+        **{
+            f"share_{c}": float((df["class"] == c).mean()) if len(df) else math.nan for c in CLASSES
+        },
         "n_stalled": int(len(stalled)),
         "stall_rate": len(stalled) / n_conv if n_conv else math.nan,
         "stall_rate_all": len(stalled) / len(df) if len(df) else math.nan,
@@ -369,7 +446,7 @@ def summarize_study(df: pd.DataFrame, thresholds: Thresholds | None = None) -> d
         "largest_basin_share": float(shares.max()) if len(shares) else math.nan,
         "best_basin_share": len(good) / n_conv if n_conv else math.nan,
         "n_unconverged_good": int(
-            ((df["class"] == "not converged") & (df["stall_gap"] <= t.stall_rel)).sum()
+            ((df["class"] == "unresolved") & (df["stall_gap"] <= t.stall_rel)).sum()
         )
         if len(df)
         else 0,
@@ -422,6 +499,7 @@ class OptimaAnalysis:
     summary: pd.DataFrame
     optima: pd.DataFrame
     comparison: pd.DataFrame
+    saturation: pd.DataFrame | None = None
 
 
 def analyse_records(
@@ -448,7 +526,7 @@ def analyse_records(
     ok = [r for r in records if r.get("status") != "error"]
     errors = pd.Series([r.get("study", "") for r in records if r.get("status") == "error"])
     starts = start_frame(ok)
-    parts, summaries, optima = [], [], []
+    parts, summaries, optima, saturation = [], [], [], []
     spec_of = {r["key"]: r["spec"] for r in ok}
     for study, df in starts.groupby("study", sort=False):
         model = _model_of(df.iloc[0])
@@ -470,7 +548,14 @@ def analyse_records(
             **summarize_study(a, t),
             "n_error": int((errors == study).sum()),
             "median_fe": float(df["fe"].median()),
+            "window": first["model_params"].get("window"),
+            "data_seed": int(first["data_seed"]),
+            "target_loss": float(np.nanmedian(df["target_loss"])),
+            "n_reached": int((a["loss"] <= a["target_loss"]).sum()),
         }
+        sat = saturation_curve(a)
+        sat.insert(0, "study", study)
+        saturation.append(sat)
         summaries.append(s)
         o = optima_table(a)
         o.insert(0, "study", study)
@@ -479,7 +564,8 @@ def analyse_records(
     summary = pd.DataFrame(summaries)
     optima_df = pd.concat(optima, ignore_index=True) if optima else pd.DataFrame()
     comparison = twin_comparisons(all_starts, rng, n_resamples)
-    return OptimaAnalysis(all_starts, summary, optima_df, comparison)
+    sat_df = pd.concat(saturation, ignore_index=True) if saturation else pd.DataFrame()
+    return OptimaAnalysis(all_starts, summary, optima_df, comparison, sat_df)
 
 
 def _study_features(model: Any, df: pd.DataFrame, spec: dict) -> np.ndarray:

@@ -123,15 +123,19 @@ def compare_studies(
 def twin_comparisons(
     starts: pd.DataFrame, rng: np.random.Generator | None = None, n_resamples: int = 2000
 ) -> pd.DataFrame:
-    """:func:`compare_studies` of every Elman study with every TDNN study of the same task spec
-    and method, in the analysed ``starts`` of :func:`suite.analysis.optima.analyse_records`;
-    columns ``task, method, rnn_study, tdnn_study`` then those of :func:`compare_studies`."""
+    """:func:`compare_studies` of every Elman study with every TDNN study of the same task spec,
+    method and data seed, in the analysed ``starts`` of
+    :func:`suite.analysis.optima.analyse_records`; columns ``task, method, rnn_study,
+    tdnn_study`` then those of :func:`compare_studies`."""
     rng = as_generator(rng)
     if starts.empty:
         return pd.DataFrame()
     starts = starts.assign(_task=[seeding.canonical_json(p) for p in starts["task_params"]])
+    if "data_seed" not in starts:
+        starts = starts.assign(data_seed=0)
     rows = []
-    for (task, _tparams, method), g in starts.groupby(["task", "_task", "method"], sort=False):
+    keys = ["task", "_task", "method", "data_seed"]
+    for (task, _tparams, method, _data), g in starts.groupby(keys, sort=False):
         rnn = {s: d for s, d in g[g["model"] == "elman"].groupby("study", sort=False)}
         tdnn = {s: d for s, d in g[g["model"] == "tdnn"].groupby("study", sort=False)}
         for r_study, r_df in rnn.items():

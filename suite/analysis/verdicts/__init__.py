@@ -13,10 +13,12 @@ C1 "BPTT trains RNNs much faster than general-purpose optimizers" (``speed`` exp
     over seeds. When neither family reaches the target, the effect is the ratio of median final
     train losses at the end of the budget (the fixed-budget view).
 C2 "BPTT has trouble with local optima" (``optima`` experiment, RNN studies):
-    effect: the stall rate, the share of converged starts that end at a minimum clearly above the
-    best loss found, with its bootstrap interval; plus the number of distinct optima.
-C3 "local optima matter more for RNNs than for feed-forward nets" (``optima``, RNN vs TDNN twin):
-    effect: stall rate of the RNN minus that of its matched TDNN twin, with its interval.
+    effect: the trap rate over ALL starts (resolved end points from which no perturbation
+    reaches a lower level, stalled above the margin), with its bootstrap interval, class shares
+    and the sensitivity to the margin; the same per gated architecture (GRU, LSTM).
+C3 "local optima matter more for RNNs than for feed-forward nets" (``optima``, size x window
+    design): trap rate against a common reference, RNN minus TDNN, over the pairs where both
+    models reach the success target, with its interval.
 C4 "recurrent feedback makes the error surface chaotic, so local optima are frequent and badly
 placed" (``landscape`` experiment), split in two verdicts (``c4``): C4a "chaotic" (share of
     networks with a positive largest Lyapunov exponent, calibrated on Sompolinsky's transition)
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 from suite.analysis.verdicts import c1, c2, c4
 from suite.analysis.verdicts.c1 import gradient_names, verdict_c1
-from suite.analysis.verdicts.c2 import verdict_c2, verdict_c3
+from suite.analysis.verdicts.c2 import c3_pairs, gating_table, verdict_c2, verdict_c3
 from suite.analysis.verdicts.c4 import verdict_c4a, verdict_c4b
 from suite.analysis.verdicts.common import COLUMNS, CONFIDENCE, N_BOOT, paired_bootstrap, row
 
@@ -47,6 +49,8 @@ __all__ = [
     "LIMITS",
     "N_BOOT",
     "RULES",
+    "c3_pairs",
+    "gating_table",
     "gradient_names",
     "paired_bootstrap",
     "row",
