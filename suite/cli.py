@@ -80,7 +80,9 @@ def _load_plugins(plugins: Sequence[str]) -> None:
             raise _BadInput(f"--plugin: {exc}") from None
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace, runs: bool = False) -> Any:
+    """The experiment of ``args`` (plugins loaded first); ``runs``: refuse a profile the file
+    has no table for (it would run the default profile into a ``-quick`` / ``-full`` folder)."""
     from suite.experiment import ExperimentError, experiment_path, read_experiment_file
     from suite.kinds.load import load_experiment
 
@@ -92,7 +94,7 @@ def _load(args: argparse.Namespace) -> Any:
         experiment = load_experiment(args.experiment, profile=profile)
     except ExperimentError as exc:
         raise _BadInput(str(exc)) from None
-    if profile != "default" and profile not in raw:
+    if runs and profile != "default" and profile not in raw:
         raise _BadInput(
             f"--{profile}: {path} has no [{profile}] table, so the {profile} profile would be the "
             f"default one stored under a '-{profile}' folder; add a [{profile}] table or drop "
@@ -198,7 +200,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.jobs is not None and args.jobs < 1:
         raise _BadInput(f"--jobs: must be a positive integer, got {args.jobs}")
-    experiment = _load(args)
+    experiment = _load(args, runs=True)
     _writable(args.out)
     options = {
         "out": args.out,
