@@ -49,6 +49,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
+from suite.columnar import consolidated_frames, trace_frame
 from suite.frames import TRACE_FIELDS, trial_frames
 from suite.seeding import json_safe
 
@@ -375,15 +376,18 @@ class Store:
         scan = self._scan or self.scan()
         return {k: e.status for k, e in scan.entries.items()}
 
-    def _parts(self, kind: str | None) -> Iterator[tuple[dict, dict | None, np.ndarray | None]]:
-        """``(record, trace, theta)`` of the valid records of ``kind``; ``record`` is raw
-        (non-finite floats still encoded) and lacks trace and theta when they are given apart
-        (``trace`` as ``{field: float array}``)."""
+    def _parts(
+        self, kind: str | None, keys: set[str] | None = None
+    ) -> Iterator[tuple[dict, dict | None, np.ndarray | None]]:
+        """``(record, trace, theta)`` of the valid records of ``kind`` (only ``keys`` if
+        given); ``record`` is raw (non-finite floats still encoded) and lacks trace and theta
+        when they are given apart (``trace`` as ``{field: float array}``). Order: index lines
+        in file order, then records without a usable index line in scan order."""
         scan = self._scan or self.scan()
         wanted = {
             e.offset: k
             for k, e in scan.entries.items()
-            if e.offset >= 0 and (kind is None or e.kind == kind)
+            if e.offset >= 0 and (kind is None or e.kind == kind) and (keys is None or k in keys)
         }
         bins: dict[str, np.ndarray] = {}
 
@@ -417,6 +421,8 @@ class Store:
                 yield record, columns, theta
         for key, entry in scan.entries.items():
             if key in seen or (kind is not None and entry.kind != kind):
+                continue
+            if keys is not None and key not in keys:
                 continue
             record = scan.unindexed.get(key)
             if record is None:
@@ -499,18 +505,22 @@ class Results:
         self._records: dict[str | None, list[dict]] = {}
 
     @cached_property
-    def _frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        return trial_frames(self.store._parts("trial"))
+    def _columns(self) -> tuple[pd.DataFrame, np.ndarray, dict[str, np.ndarray]]:
+        scan = self.store._scan or self.store.scan()
+        entries = {k: (e.offset, e.size) for k, e in scan.entries.items() if e.kind == "trial"}
+        return consolidated_frames(
+            self.path, entries, lambda keys: trial_frames(self.store._parts("trial", keys))
+        )
 
     @property
     def trials(self) -> pd.DataFrame:
         """One row per trial (columns :data:`suite.frames.TRIAL_COLUMNS`)."""
-        return self._frames[0]
+        return self._columns[0]
 
-    @property
+    @cached_property
     def trace(self) -> pd.DataFrame:
         """One row per checkpoint of every trial (columns :data:`suite.frames.TRACE_COLUMNS`)."""
-        return self._frames[1]
+        return trace_frame(*self._columns)
 
     def records(self, kind: str | None = None) -> list[dict]:
         """The records of ``kind`` (all if None), decoded (non-finite floats restored)."""
