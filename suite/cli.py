@@ -106,7 +106,7 @@ def _load(args: argparse.Namespace, runs: bool = False) -> Any:
 
 def _warn_seed_typo(raw: dict, spec: dict, path: Path) -> None:
     """Warn when ``seed`` (the experiment seed) is given but ``seeds`` (how many) is not."""
-    tables = [raw, *(raw.get(p) for p in ("quick", "full") if isinstance(raw.get(p), dict))]
+    tables: list[dict] = [raw, *(t for p in ("quick", "full") if isinstance(t := raw.get(p), dict))]
     if "seeds" not in spec or any("seeds" in t for t in tables):
         return
     seed = next((t["seed"] for t in tables if "seed" in t), None)

@@ -93,7 +93,7 @@ def write_frames(
             if any(a.dtype == object for a in arrays.values()):
                 raise ValueError("object arrays would be pickled")
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
+                np.savez(f, **arrays)  # type: ignore[arg-type]
             os.replace(tmp, folder / FRAMES)
         except BaseException:
             with contextlib.suppress(OSError):
