@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from suite.analysis import verdicts as V
 from suite.experiment import experiment_kind, experiment_path, read_experiment_file
