@@ -469,3 +469,67 @@ def test_plugin_help_names_tasks_and_models(capsys):
     # item 11: --plugin registers tasks and models too
     text = main_help(capsys, "run")
     assert "tasks" in text and "models" in text
+
+
+def test_task_model_and_optimizer_plugins_one_file_each(tmp_path, capsys):
+    """item 11: a new task, a new model and a new optimizer each take one file (examples/),
+    loaded with --plugin, exactly as README shows."""
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'name = "mine"\nseeds = 2\nbudget = { fe = 1e4 }\n\n[[problems]]\n'
+        'task = "delayed-copy"\ndelay = 2\nmodel = "relu-rnn"\nhidden = 3\nn_train = 16\n'
+        'n_test = 16\n\n[[optimizers]]\nname = "adam"\nlr = 0.01\n\n'
+        '[[optimizers]]\nname = "one-plus-one-es"\n'
+    )
+    plugins = []
+    for name in ("delayed_copy.py", "relu_rnn.py", "one_plus_one_es.py"):
+        plugins += ["--plugin", str(ROOT / "examples" / name)]
+    out = str(tmp_path / "res")
+    code, stdout, err = run_cli(capsys, "run", str(path), "--out", out, "--jobs", "1", *plugins)
+    assert code == 0, err
+    assert "4 run" in stdout
+    code, stdout, err = run_cli(capsys, "report", str(path), "--out", out, *plugins)
+    assert code == 0, err
+    code, stdout, _ = run_cli(capsys, "list", "tasks", *plugins)
+    assert "delayed-copy" in stdout and "reference: the copy/delay tasks" in stdout
+    code, stdout, _ = run_cli(capsys, "check", "one-plus-one-es", *plugins)
+    assert code == 0 and "9 of 9 checks passed" in stdout
+
+
+def test_relu_rnn_example_gradient_is_exact():
+    """The model plugin of examples/relu_rnn.py: its BPTT gradient matches finite differences."""
+    import numpy as np
+
+    import suite
+
+    suite.load_plugins([str(ROOT / "examples" / "delayed_copy.py")])
+    suite.load_plugins([str(ROOT / "examples" / "relu_rnn.py")])
+    p = suite.make_problem(
+        "delayed-copy", model="relu-rnn", hidden=3, seq_len=8, n_train=8, n_test=8, seed=0
+    )
+    theta = p.initial_point(np.random.default_rng(0))
+    p.start(suite.Budget(fe=1e7))
+    _, grad = p.loss_and_grad(theta)
+    eps = 1e-6
+    fd = [
+        (p.loss(theta + eps * u) - p.loss(theta - eps * u)) / (2 * eps) for u in np.eye(theta.size)
+    ]
+    assert np.max(np.abs(np.array(fd) - grad)) <= 1e-7 * np.max(np.abs(grad))
+
+
+def test_user_results_folders_are_not_untracked_files():
+    """item 11: results of the user's own experiments (and the derived frames.npz) are ignored
+    by git; the committed reference folders are not."""
+    import shutil
+
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        proc = subprocess.run([git, "check-ignore", "-q", path], cwd=ROOT, check=False)
+        return proc.returncode == 0
+
+    assert ignored("results/mine/records/x.json") and ignored("results/demo-quick/REPORT.md")
+    assert ignored("results/speed/frames.npz")
+    assert not ignored("results/speed/REPORT.md") and not ignored("results/claims/REPORT.md")
