@@ -494,6 +494,10 @@ def test_task_model_and_optimizer_plugins_one_file_each(tmp_path, capsys):
     assert "delayed-copy" in stdout and "reference: the copy/delay tasks" in stdout
     code, stdout, _ = run_cli(capsys, "check", "one-plus-one-es", *plugins)
     assert code == 0 and "9 of 9 checks passed" in stdout
+    # a gradient method: loss_and_grad, set_stop_reason and the deterministic tag
+    gd = str(ROOT / "examples" / "armijo_gd.py")
+    code, stdout, _ = run_cli(capsys, "check", "armijo-gd", "--plugin", gd)
+    assert code == 0 and "uses_gradients" in stdout and "10 of 10 checks passed" in stdout
 
 
 def test_relu_rnn_example_gradient_is_exact():
