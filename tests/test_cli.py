@@ -471,7 +471,27 @@ def test_plugin_help_names_tasks_and_models(capsys):
     assert "tasks" in text and "models" in text
 
 
-def test_task_model_and_optimizer_plugins_one_file_each(tmp_path, capsys):
+@pytest.fixture
+def example_plugins():
+    """Forget the example plugins' task, model and optimizer afterwards (other tests list the
+    registries), and their modules, so that a later load registers them again."""
+    from suite.models.base import MODELS
+    from suite.optimizers.registry import OPTIMIZERS, plugin_module_name
+    from tasks.base import TASKS
+
+    before = {r: set(r.names()) for r in (MODELS, OPTIMIZERS, TASKS)}
+    modules = set(sys.modules)
+    yield
+    for registry, names in before.items():
+        for name in set(registry.names()) - names:
+            registry.unregister(name)
+    for name in ("delayed_copy.py", "relu_rnn.py", "armijo_gd.py", "one_plus_one_es.py"):
+        module = plugin_module_name(ROOT / "examples" / name)
+        if module not in modules:
+            sys.modules.pop(module, None)
+
+
+def test_task_model_and_optimizer_plugins_one_file_each(tmp_path, capsys, example_plugins):
     """item 11: a new task, a new model and a new optimizer each take one file (examples/),
     loaded with --plugin, exactly as README shows."""
     path = tmp_path / "mine.toml"
@@ -500,7 +520,7 @@ def test_task_model_and_optimizer_plugins_one_file_each(tmp_path, capsys):
     assert code == 0 and "uses_gradients" in stdout and "10 of 10 checks passed" in stdout
 
 
-def test_relu_rnn_example_gradient_is_exact():
+def test_relu_rnn_example_gradient_is_exact(example_plugins):
     """The model plugin of examples/relu_rnn.py: its BPTT gradient matches finite differences."""
     import numpy as np
 
