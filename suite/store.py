@@ -33,6 +33,7 @@ Encoding. Records are strict JSON: non-finite floats are stored as the strings `
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import math
 import os
@@ -487,6 +488,20 @@ def _split(record: dict) -> tuple[dict, np.ndarray | None, np.ndarray | None]:
     return light, block, values
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: a load allocates ~10^5 small objects per 10^5
+    records that all survive, and the collector's repeated passes over them cost a quarter of
+    the load (measured: 100,000 records, 2.2-2.4 s -> 1.7 s) and free nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 class Results:
     """A results folder loaded for analysis (read-only; nothing is written).
 
@@ -501,16 +516,18 @@ class Results:
             raise ValueError(f"no results folder at {self.path}")
         self.store = Store(self.path)
         self.experiment: dict = self.store.experiment()
-        self.store.scan()
+        with _no_gc():
+            self.store.scan()
         self._records: dict[str | None, list[dict]] = {}
 
     @cached_property
     def _columns(self) -> tuple[pd.DataFrame, np.ndarray, dict[str, np.ndarray]]:
-        scan = self.store._scan or self.store.scan()
-        entries = {k: (e.offset, e.size) for k, e in scan.entries.items() if e.kind == "trial"}
-        return consolidated_frames(
-            self.path, entries, lambda keys: trial_frames(self.store._parts("trial", keys))
-        )
+        with _no_gc():
+            scan = self.store._scan or self.store.scan()
+            entries = {k: (e.offset, e.size) for k, e in scan.entries.items() if e.kind == "trial"}
+            return consolidated_frames(
+                self.path, entries, lambda keys: trial_frames(self.store._parts("trial", keys))
+            )
 
     @property
     def trials(self) -> pd.DataFrame:
