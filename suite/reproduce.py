@@ -25,18 +25,20 @@ import functools
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tqdm import tqdm
 
 from suite.analysis import verdicts as V
 from suite.experiment import experiment_kind, experiment_path, read_experiment_file
 from suite.kinds import Kind, ReportOptions, get_kind
 from suite.report.scaling import write_scaling
 from suite.report.tables import format_number, to_markdown, write_table
-from suite.store import load_results
+from suite.store import Store, load_results
 from suite.tuning import run_tuned
 
 EXPERIMENTS: tuple[str, ...] = ("speed", "truncation", "optima", "landscape", "scaling")
@@ -81,14 +83,18 @@ def reproduce_claims(
     timings: dict[str, float] = {}
     if not report_only:
         t0 = time.perf_counter()
+        ran = skipped = 0
         for name in EXPERIMENTS:
             t = time.perf_counter()
             summaries = run_tuned(name, profile, out, jobs, dask, progress=progress)
             for s in summaries:
                 print(s)
+                ran, skipped = ran + s.completed, skipped + s.skipped
             timings[name] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         target.mkdir(parents=True, exist_ok=True)
+    if not report_only and (ran or not (target / "run.json").exists()):
+        # a rerun that found everything stored keeps the timings of the run that did the work
         run_info = {
             "profile": profile,
             "jobs": jobs or os.cpu_count(),
@@ -97,9 +103,106 @@ def reproduce_claims(
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
             "finished": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         }
+        if skipped:
+            run_info["resumed"] = f"{skipped} units were already stored and not timed"
         (target / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
-    write_experiment_reports(dirs)
-    return write_claims_report(dirs, target)
+    bar = tqdm(
+        total=len(EXPERIMENTS) + 1,
+        desc="reports",
+        unit="report",
+        disable=None if progress else True,  # None: no bar off a terminal
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    with bar:
+        write_experiment_reports(dirs, bar)
+        bar.set_postfix_str("claims", refresh=True)
+        path = write_claims_report(dirs, target)
+        bar.update(1)
+    print_verdicts(target)
+    return path
+
+
+def reference_verdicts() -> Path | None:
+    """The committed reference verdicts (``results/claims/tables/verdicts.csv`` of the
+    repository this package runs from), or None when absent (e.g. an installed wheel)."""
+    path = Path(__file__).resolve().parents[1] / "results" / "claims" / "tables" / "verdicts.csv"
+    return path if path.is_file() else None
+
+
+def compare_verdicts(v: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """One row per (claim, task) of the reference: its verdict, this run's (empty when this
+    run has none) and whether they agree."""
+    ref = reference[["claim", "problem", "verdict"]].astype(str)
+    new = v[["claim", "problem", "verdict"]].astype(str)
+    both = ref.merge(new, on=["claim", "problem"], how="left", suffixes=("_reference", ""))
+    both["verdict"] = both["verdict"].fillna("")
+    both["reproduced"] = both["verdict"] == both["verdict_reference"]
+    return both.rename(columns={"problem": "task", "verdict": "this run"})[
+        ["claim", "task", "verdict_reference", "this run", "reproduced"]
+    ]
+
+
+def reproduction_lines(v: pd.DataFrame, reference: pd.DataFrame | None, target: Path) -> list[str]:
+    """The REPORT.md section "Reproduction": N of M reference verdicts reproduced and a table
+    of those that differ (also written to ``tables/reproduction.csv``)."""
+    lines = ["## Reproduction of the reference verdicts", ""]
+    if reference is None or reference.empty:
+        return [*lines, "No committed reference verdicts to compare with.", ""]
+    cmp = compare_verdicts(v, reference)
+    write_table(cmp, target / "tables", "reproduction", latex=False)
+    n, m = int(cmp["reproduced"].sum()), len(cmp)
+    lines += [
+        f"**{n} of {m} verdicts reproduced** (the committed reference verdicts, "
+        "`results/claims/tables/verdicts.csv`, from `rnnbench reproduce claims --full`).",
+        "",
+    ]
+    differ = cmp[~cmp["reproduced"]].drop(columns=["reproduced"])
+    if not differ.empty:
+        lines += ["Verdicts that differ:", "", to_markdown(differ), ""]
+    return lines
+
+
+def quick_lines(dirs: dict[str, Path]) -> list[str]:
+    """The warning at the top of a quick-profile report: a smoke test, with its sizes."""
+    sizes = []
+    for name, d in dirs.items():
+        spec = Store(d).experiment()
+        parts = [f"{k} {_size(spec[k])}" for k in ("seeds", "starts", "budget") if k in spec]
+        if parts:
+            sizes.append(f"{name}: {', '.join(parts)}")
+    return [
+        "> **Quick profile: a smoke test, not the reference result.** It runs few seeds with "
+        "small budgets (" + ("; ".join(sizes) or "see each experiment's REPORT.md") + "), so "
+        "its verdicts may differ from the reference verdicts, which come from `rnnbench "
+        "reproduce claims --full` (committed in `results/claims/`); the section "
+        '"Reproduction of the reference verdicts" below lists the differences.',
+        "",
+    ]
+
+
+def _size(value: Any) -> str:
+    if isinstance(value, list):
+        return str(len(value))
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {format_number(x)}" for k, x in value.items())
+    return format_number(value) if isinstance(value, float) else str(value)
+
+
+def print_verdicts(target: Path) -> None:
+    """Print the verdict matrix and the reproduction count of a written claims report."""
+    tables = target / "tables"
+    matrix = tables / "verdict_matrix.csv"
+    if matrix.exists():
+        print(to_markdown(pd.read_csv(matrix, keep_default_na=False)))
+    repro = tables / "reproduction.csv"
+    if repro.exists():
+        cmp = pd.read_csv(repro, keep_default_na=False)
+        ok = cmp["reproduced"].astype(str) == "True"
+        print(f"{int(ok.sum())} of {len(cmp)} reference verdicts reproduced")
+        if not ok.all():
+            print(to_markdown(cmp[~ok].drop(columns=["reproduced"])))
+    print(f"report: {target / 'REPORT.md'}")
 
 
 def kind_of(name: str) -> Kind:
@@ -116,11 +219,16 @@ def report_options(dirs: dict[str, Path]) -> dict[str, ReportOptions]:
     return options
 
 
-def write_experiment_reports(dirs: dict[str, Path]) -> None:
-    """Each experiment's own tables, figures and REPORT.md, written by its kind."""
+def write_experiment_reports(dirs: dict[str, Path], bar: Any = None) -> None:
+    """Each experiment's own tables, figures and REPORT.md, written by its kind (``bar``: a
+    tqdm bar advanced once per experiment)."""
     options = report_options(dirs)
     for name in EXPERIMENTS:
+        if bar is not None:
+            bar.set_postfix_str(name, refresh=True)
         kind_of(name).report(dirs[name], options[name])
+        if bar is not None:
+            bar.update(1)
 
 
 def nevergrad_dir(dirs: dict[str, Path]) -> Path:
@@ -380,6 +488,8 @@ def gating_section(optima_dir: Path) -> list[str]:
 def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
     """Verdict tables and ``REPORT.md`` for the claims, from stored results only."""
     target.mkdir(parents=True, exist_ok=True)
+    reference_file = reference_verdicts()
+    reference = pd.read_csv(reference_file, keep_default_na=False) if reference_file else None
     v = compute_verdicts(dirs)
     write_table(v, target / "tables", "verdicts", latex=False)
     display = verdict_table(v)
@@ -399,6 +509,8 @@ def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
         "confidence intervals over seeds (or starts).",
         "",
     ]
+    if "quick" in target.name:
+        lines += quick_lines(dirs)
     if run:
         secs = run["seconds"]
         lines += [
@@ -409,6 +521,7 @@ def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
             "",
         ]
     lines += ["## Verdict matrix", "", to_markdown(matrix), ""]
+    lines += reproduction_lines(v, reference, target)
     for claim, statement in STATEMENTS.items():
         if claim == "C4":
             lines += _c4_section(v, display, dirs["landscape"])

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import contextlib
+import json
 import multiprocessing
 import os
 import sys
@@ -70,6 +71,8 @@ class RunSummary:
     interrupted: bool = False
     seconds: float = 0.0
     executor: str = ""
+    errored: int = 0  # the experiment's stored records with status "error" after the run
+    first_error: str = ""  # the last line of the first of their error messages
 
     @property
     def pending(self) -> int:
@@ -87,6 +90,8 @@ class RunSummary:
             text += f"; {len(self.failed)} raised"
         if self.lost:
             text += f"; {len(self.lost)} lost with their worker"
+        if self.errored:
+            text += f"; {self.errored} stored with status error (first: {self.first_error})"
         if self.interrupted:
             text += "; interrupted"
         return text
@@ -392,12 +397,15 @@ def _run(
     jobs: int,
     plugins: tuple[str, ...],
     progress: bool,
+    retry: bool = False,
 ) -> None:
     store = Store(directory)
     store.write_experiment(experiment.spec)
     scan = store.sync()
     summary.corrupt = len(scan.corrupt)
     stored = set(scan.entries)
+    if retry:  # units with an errored record run again; the record is replaced when they finish
+        stored -= {k for k, e in scan.entries.items() if e.status == "error"}
     pending = [u for u in experiment.units if not set(u.keys()) <= stored]
     summary.skipped = summary.total - len(pending)
     bar = _progress(summary.total, summary.skipped, progress and bool(pending))
@@ -421,6 +429,21 @@ def _run(
             pool.close(cancel=summary.interrupted or summary.pending > 0)
         bar.close()
         store.close()
+    _count_errors(store, experiment, summary)
+
+
+def _count_errors(store: Store, experiment: Experiment, summary: RunSummary) -> None:
+    """Fill ``summary.errored`` and ``summary.first_error`` from the stored records."""
+    statuses = store.statuses()
+    errored = [k for k in experiment.keys() if statuses.get(k) == "error"]
+    summary.errored = len(errored)
+    if errored:
+        try:
+            record = json.loads((store.records_dir / f"{errored[0]}.json").read_bytes())
+            lines = str(record.get("error") or "").strip().splitlines()
+            summary.first_error = f"{errored[0]}: {lines[-1] if lines else 'no message'}"
+        except (OSError, ValueError):
+            summary.first_error = errored[0]
 
 
 def run_experiment(
@@ -431,6 +454,7 @@ def run_experiment(
     plugins: Sequence[str] = (),
     progress: bool = True,
     profile: str = "default",
+    retry: bool = False,
 ) -> RunSummary:
     """Run the pending units of ``experiment`` and store their records under ``out``.
 
@@ -438,7 +462,9 @@ def run_experiment(
     (loaded with ``profile``). Records go to ``out/<experiment.dirname>/`` (see
     :mod:`suite.store`). ``jobs=1`` runs in this process; ``jobs=None`` means ``os.cpu_count()``
     local processes; ``dask`` is ``"local"`` (a LocalCluster of ``jobs`` workers) or a scheduler
-    address. ``plugins`` are module names or ``.py`` paths imported in every worker. Returns a
+    address. ``plugins`` are module names or ``.py`` paths imported in every worker. ``retry``
+    also runs the units with a stored record of status ``error`` (a raised exception, e.g. a
+    plugin bug since fixed); their old record is replaced only when the unit finishes. Returns a
     :class:`RunSummary`; Ctrl-C stops cleanly (``interrupted=True``).
     """
     t0 = time.perf_counter()
@@ -456,7 +482,7 @@ def run_experiment(
         if dask is not None:  # connect first: a bad address must fail before anything is written
             backend = _DaskBackend(dask, jobs, plugins)
         try:
-            _run(experiment, directory, summary, backend, jobs, plugins, progress)
+            _run(experiment, directory, summary, backend, jobs, plugins, progress, retry)
         finally:
             if backend is not None:
                 backend.close(cancel=summary.interrupted or summary.pending > 0)

@@ -470,28 +470,31 @@ def run_tuned(
     dask: str | None = None,
     plugins: Sequence[str] = (),
     progress: bool = True,
+    retry: bool = False,
 ) -> list[RunSummary]:
     """Run an experiment, with its tuning phase first when it has a ``[tuning]`` table.
 
     Returns the run summaries (tuning, then evaluation). Without ``[tuning]`` this is
     :func:`suite.runner.run_experiment`. The choices are stored (:func:`record_choices`)
-    before the evaluation runs.
+    before the evaluation runs. ``retry`` reruns errored units (see ``run_experiment``).
     """
     d, source = read_raw(name_or_path, profile)
     tuning = _parse_tuning(d, source)
     if tuning is None:
         exp = experiment_from_dict(d, source=source)
-        return [run_experiment(exp, out, jobs, dask, plugins, progress)]
+        return [run_experiment(exp, out, jobs, dask, plugins, progress, retry=retry)]
     summaries: list[RunSummary] = []
     tuning_rounds(
         d,
         tuning,
         source,
         out,
-        run=lambda e: summaries.append(run_experiment(e, out, jobs, dask, plugins, progress)),
+        run=lambda e: summaries.append(
+            run_experiment(e, out, jobs, dask, plugins, progress, retry=retry)
+        ),
     )
     exp, _ = record_choices(d, tuning, source, out)
-    summaries.append(run_experiment(exp, out, jobs, dask, plugins, progress))
+    summaries.append(run_experiment(exp, out, jobs, dask, plugins, progress, retry=retry))
     return summaries
 
 

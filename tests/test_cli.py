@@ -309,3 +309,256 @@ def test_report_dispatches_on_the_folder_kind(tmp_path, capsys):
     Store(alien).write_experiment({"name": "alien", "kind": "plugin-kind-xyz"})
     code, _, err = run_cli(capsys, "report", str(alien))
     assert code == 2 and "plugin-kind-xyz" in err and "--plugin" in err
+
+
+# ----------------------------------------------------------------- issue 15: the user's path
+FLAKY = '''
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from suite.optimizers import Optimizer, register_optimizer
+
+FLAG = Path({flag!r})
+
+
+@register_optimizer("flaky-search", family="plugins")
+@dataclass(frozen=True)
+class Flaky(Optimizer):
+    """Random search that raises while FLAG exists (a plugin bug, then its fix)."""
+
+    tags = frozenset({{"stochastic"}})
+
+    def minimize(self, problem, x0, rng):
+        if FLAG.exists():
+            raise RuntimeError("flaky plugin is broken")
+        x = np.array(x0, dtype=float)
+        while True:
+            problem.loss(x + 0.1 * rng.standard_normal(x.shape))
+'''
+
+
+@pytest.fixture
+def forget_flaky():
+    """Unregister the test plugin's optimizer afterwards (each test writes its own file)."""
+    from suite.optimizers.registry import OPTIMIZERS
+
+    yield OPTIMIZERS
+    OPTIMIZERS.unregister("flaky-search")
+
+
+def test_report_finds_results_by_experiment_name_not_file_name(tmp_path, capsys):
+    # item 1: the TOML's name ("clitest") differs from its file name
+    path = tmp_path / "my_experiment.toml"
+    path.write_text(EXPERIMENT.format(seeds=1, fe="2e3", optimizer="adam"))
+    out = str(tmp_path / "res")
+    assert main(["run", str(path), "--out", out, "--jobs", "1"]) == 0
+    code, stdout, err = run_cli(capsys, "report", str(path), "--out", out)
+    assert code == 0, err
+    assert "clitest" in stdout and "REPORT.md" in stdout
+
+
+def test_report_names_the_profile_that_has_results(tmp_path, capsys):
+    # item 6: results of the quick profile only; the default report says where they are
+    path = tmp_path / "q.toml"
+    path.write_text(
+        EXPERIMENT.format(seeds=2, fe="2e3", optimizer="adam") + "\n[quick]\nseeds = 1\n"
+    )
+    out = str(tmp_path / "res")
+    assert main(["run", str(path), "--quick", "--out", out, "--jobs", "1"]) == 0
+    capsys.readouterr()
+    code, _, err = run_cli(capsys, "report", str(path), "--out", out)
+    assert code == 2
+    assert "clitest-quick" in err and "--quick" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("where", ["file", "proc"])
+def test_unwritable_out_is_one_line(tmp_path, capsys, where):
+    # item 3: --out that cannot be written: one line, exit 2, no traceback
+    path = experiment(tmp_path, seeds=1, fe="2e3")
+    if where == "file":
+        target = tmp_path / "a_file"
+        target.write_text("x")
+    else:
+        target = Path("/proc/rnnbench-x")
+    for argv in (["run", str(path)], ["reproduce", "claims"]):
+        code, _, err = run_cli(capsys, *argv, "--out", str(target))
+        assert code == 2
+        assert err.count("\n") == 1 and "Traceback" not in err and "--out" in err
+
+
+def test_retry_failed_reruns_errored_trials(tmp_path, capsys, forget_flaky):
+    # item 4: errored trials give a distinct exit code and their first message, and
+    # `--retry failed` reruns them once the plugin is fixed
+    flag = tmp_path / "broken"
+    flag.write_text("")
+    plugin = tmp_path / "flaky_plugin.py"
+    plugin.write_text(FLAKY.format(flag=str(flag)))
+    path = experiment(tmp_path, seeds=2, fe="2e3", optimizer="flaky-search")
+    out = str(tmp_path / "res")
+    argv = ["run", str(path), "--out", out, "--jobs", "1", "--plugin", str(plugin)]
+    code, stdout, err = run_cli(capsys, *argv)
+    assert code == 3  # EXIT_ERRORED
+    assert "flaky plugin is broken" in err and "--retry failed" in err
+    assert "2 stored with status error" in stdout
+    folder = tmp_path / "res" / "clitest"
+    before = Store(folder).statuses()
+    assert sorted(before.values()).count("error") == 2
+    # still broken: the rerun replaces nothing it did not finish, and says so again
+    code, stdout, _ = run_cli(capsys, *argv)
+    assert code == 3 and "0 run" in stdout
+    flag.unlink()  # the fix
+    code, stdout, err = run_cli(capsys, *argv, "--retry", "failed")
+    assert code == 0, err
+    assert "2 run" in stdout
+    after = Store(folder).statuses()
+    assert set(after) == set(before) and "error" not in after.values()
+    assert "--retry" in main_help(capsys, "run") and "3" in main_help(capsys, "run")
+
+
+def main_help(capsys, command: str) -> str:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    return capsys.readouterr().out
+
+
+def test_seed_typo_warns_and_missing_quick_table_is_refused(tmp_path, capsys):
+    # item 7: `seed = 3` without `seeds`; `--quick` on a TOML without [quick]
+    text = EXPERIMENT.format(seeds=1, fe="2e3", optimizer="adam").replace("seeds = 1", "seed = 3")
+    path = tmp_path / "typo.toml"
+    path.write_text(text)
+    code, _, err = run_cli(capsys, "status", str(path), "--out", str(tmp_path))
+    assert code == 0
+    assert "seed = 3" in err and "seeds = N" in err
+    code, _, err = run_cli(capsys, "run", str(path), "--quick", "--out", str(tmp_path))
+    assert code == 2 and "[quick]" in err
+    assert not (tmp_path / "clitest-quick").exists()
+
+
+def test_status_of_a_plugin_experiment_without_plugin(tmp_path, capsys, forget_flaky):
+    # item 6: report accepts a plugin experiment's folder; status does too now
+    plugin = tmp_path / "flaky_plugin.py"
+    plugin.write_text(FLAKY.format(flag=str(tmp_path / "nothing")))
+    path = experiment(tmp_path, seeds=1, fe="2e3", optimizer="flaky-search")
+    out = str(tmp_path / "res")
+    assert main(["run", str(path), "--out", out, "--jobs", "1", "--plugin", str(plugin)]) == 0
+    capsys.readouterr()
+    forget_flaky.unregister("flaky-search")  # forget the plugin, as a new process would
+    code, stdout, err = run_cli(capsys, "status", str(path), "--out", out)
+    assert code == 0, err
+    assert "stored" in stdout and "--plugin" in stdout
+
+
+def test_check_command_prints_one_line_per_check(capsys):
+    # item 8 / `rnnbench check`: the conformance suite from the command line
+    code, stdout, _ = run_cli(capsys, "check", "random-search")
+    assert code == 0
+    lines = stdout.strip().splitlines()
+    assert sum(line.startswith("PASS") for line in lines) >= 8
+    assert "checks passed" in lines[-1]
+    code, _, err = run_cli(capsys, "check", "no-such-optimizer")
+    assert code == 2 and "unknown optimizer" in err
+
+
+def test_list_tasks_shows_reference_baseline_and_target(capsys):
+    # item 11
+    code, stdout, _ = run_cli(capsys, "list", "tasks")
+    assert code == 0
+    assert "reference: S. Hochreiter" in stdout
+    assert stdout.count("baseline:") >= 5 and stdout.count("target:") >= 5
+
+
+def test_plugin_help_names_tasks_and_models(capsys):
+    # item 11: --plugin registers tasks and models too
+    text = main_help(capsys, "run")
+    assert "tasks" in text and "models" in text
+
+
+@pytest.fixture
+def example_plugins():
+    """Forget the example plugins' task, model and optimizer afterwards (other tests list the
+    registries), and their modules, so that a later load registers them again."""
+    from suite.models.base import MODELS
+    from suite.optimizers.registry import OPTIMIZERS, plugin_module_name
+    from tasks.base import TASKS
+
+    before = {r: set(r.names()) for r in (MODELS, OPTIMIZERS, TASKS)}
+    modules = set(sys.modules)
+    yield
+    for registry, names in before.items():
+        for name in set(registry.names()) - names:
+            registry.unregister(name)
+    for name in ("delayed_copy.py", "relu_rnn.py", "armijo_gd.py", "one_plus_one_es.py"):
+        module = plugin_module_name(ROOT / "examples" / name)
+        if module not in modules:
+            sys.modules.pop(module, None)
+
+
+def test_task_model_and_optimizer_plugins_one_file_each(tmp_path, capsys, example_plugins):
+    """item 11: a new task, a new model and a new optimizer each take one file (examples/),
+    loaded with --plugin, exactly as README shows."""
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'name = "mine"\nseeds = 2\nbudget = { fe = 1e4 }\n\n[[problems]]\n'
+        'task = "delayed-copy"\ndelay = 2\nmodel = "relu-rnn"\nhidden = 3\nn_train = 16\n'
+        'n_test = 16\n\n[[optimizers]]\nname = "adam"\nlr = 0.01\n\n'
+        '[[optimizers]]\nname = "one-plus-one-es"\n'
+    )
+    plugins = []
+    for name in ("delayed_copy.py", "relu_rnn.py", "one_plus_one_es.py"):
+        plugins += ["--plugin", str(ROOT / "examples" / name)]
+    out = str(tmp_path / "res")
+    code, stdout, err = run_cli(capsys, "run", str(path), "--out", out, "--jobs", "1", *plugins)
+    assert code == 0, err
+    assert "4 run" in stdout
+    code, stdout, err = run_cli(capsys, "report", str(path), "--out", out, *plugins)
+    assert code == 0, err
+    code, stdout, _ = run_cli(capsys, "list", "tasks", *plugins)
+    assert "delayed-copy" in stdout and "reference: the copy/delay tasks" in stdout
+    code, stdout, _ = run_cli(capsys, "check", "one-plus-one-es", *plugins)
+    assert code == 0 and "9 of 9 checks passed" in stdout
+    # a gradient method: loss_and_grad, set_stop_reason and the deterministic tag
+    gd = str(ROOT / "examples" / "armijo_gd.py")
+    code, stdout, _ = run_cli(capsys, "check", "armijo-gd", "--plugin", gd)
+    assert code == 0 and "uses_gradients" in stdout and "10 of 10 checks passed" in stdout
+
+
+def test_relu_rnn_example_gradient_is_exact(example_plugins):
+    """The model plugin of examples/relu_rnn.py: its BPTT gradient matches finite differences."""
+    import numpy as np
+
+    import suite
+
+    suite.load_plugins([str(ROOT / "examples" / "delayed_copy.py")])
+    suite.load_plugins([str(ROOT / "examples" / "relu_rnn.py")])
+    p = suite.make_problem(
+        "delayed-copy", model="relu-rnn", hidden=3, seq_len=8, n_train=8, n_test=8, seed=0
+    )
+    theta = p.initial_point(np.random.default_rng(0))
+    p.start(suite.Budget(fe=1e7))
+    _, grad = p.loss_and_grad(theta)
+    eps = 1e-6
+    fd = [
+        (p.loss(theta + eps * u) - p.loss(theta - eps * u)) / (2 * eps) for u in np.eye(theta.size)
+    ]
+    assert np.max(np.abs(np.array(fd) - grad)) <= 1e-7 * np.max(np.abs(grad))
+
+
+def test_user_results_folders_are_not_untracked_files():
+    """item 11: results of the user's own experiments (and the derived frames.npz) are ignored
+    by git; the committed reference folders are not."""
+    import shutil
+
+    git = shutil.which("git")
+    if git is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+
+    def ignored(path: str) -> bool:
+        proc = subprocess.run([git, "check-ignore", "-q", path], cwd=ROOT, check=False)
+        return proc.returncode == 0
+
+    assert ignored("results/mine/records/x.json") and ignored("results/demo-quick/REPORT.md")
+    assert ignored("results/speed/frames.npz")
+    assert not ignored("results/speed/REPORT.md") and not ignored("results/claims/REPORT.md")

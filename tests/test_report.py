@@ -31,9 +31,12 @@ def test_style_is_fixed_per_base_name() -> None:
 
 
 def test_shipped_names_get_distinct_colours() -> None:
-    names = [n for n, slot in style.KNOWN_SLOTS.items() if slot < len(style.PALETTE)]
+    names = list(style.KNOWN_FAMILY)
     colours = [style.optimizer_style(n).color for n in names]
     assert len(set(colours)) == len(names)
+    # the family table agrees with the registry
+    suite = pytest.importorskip("suite")
+    assert all(suite.optimizer_info(n)["family"] == style.KNOWN_FAMILY[n] for n in names)
 
 
 def test_built_in_optimizers_get_distinct_colours() -> None:
@@ -52,7 +55,8 @@ def test_built_in_optimizers_get_distinct_colours() -> None:
 def test_unknown_names_hash_stably() -> None:
     name = "my-plugin-optimizer"
     digest = int.from_bytes(hashlib.md5(name.encode()).digest()[:8], "big")
-    assert style.optimizer_style(name).color == style.PALETTE[digest % len(style.PALETTE)]
+    expected = style.family_color("", digest % style.SHADES)
+    assert style.optimizer_style(name).color == expected  # an unknown family: a grey shade
     assert style.base_name(" my-plugin-optimizer(a=1, b=2)") == name
     with pytest.raises(ValueError, match="non-empty string"):
         style.base_name("")

@@ -294,3 +294,91 @@ def test_many_records_load_consistently(tmp_path):
     per_key = res.trace.groupby("key").size()
     assert (per_key == 6).all()
     assert isinstance(res.trials, pd.DataFrame)
+
+
+# ------------------------------------------------------------- columnar frames (issue 15)
+def parsed_frames(directory) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The frames a full parse of the index gives (no frames.npz)."""
+    from suite.frames import trial_frames
+
+    return trial_frames(Store(directory)._parts("trial"))
+
+
+def assert_loads_as_parsed(directory) -> None:
+    trials, trace = parsed_frames(directory)
+    res = load_results(directory)
+    pd.testing.assert_frame_equal(res.trials, trials)
+    pd.testing.assert_frame_equal(res.trace, trace)
+
+
+def count_parses(monkeypatch) -> list[int]:
+    """Patch the parse of the store's Results so that each call records how many records it
+    parsed."""
+    import suite.store as store_module
+
+    calls: list[int] = []
+    original = store_module.trial_frames
+
+    def counting(parts):
+        parts = list(parts)
+        calls.append(len(parts))
+        return original(parts)
+
+    monkeypatch.setattr(store_module, "trial_frames", counting)
+    return calls
+
+
+def test_columnar_frames_are_reused_and_equal_to_a_parse(tmp_path, monkeypatch):
+    from suite.columnar import FRAMES
+
+    with Store(tmp_path) as s:
+        for i in range(20):
+            s.write(synthetic_record(i, n_checkpoints=3 + i % 4))
+    calls = count_parses(monkeypatch)
+    assert_loads_as_parsed(tmp_path)
+    assert (tmp_path / FRAMES).exists() and calls[-1] == 20
+    # plain arrays only: loading without pickle works, and no member is an object array
+    with np.load(tmp_path / FRAMES, allow_pickle=False) as z:
+        assert all(z[name].dtype != object for name in z.files)
+    calls.clear()
+    assert_loads_as_parsed(tmp_path)
+    assert calls == []  # nothing parsed
+    # a resumed run adds records, a rerun replaces one, one file is deleted: only the new and
+    # changed records are parsed, and the frames are still those of a full parse
+    with Store(tmp_path) as s:
+        for i in range(20, 25):
+            s.write(synthetic_record(i))
+        s.write({**synthetic_record(3), "final_train_loss": 0.01, "status": "ok"})
+    (tmp_path / "records" / f"{7:016x}.json").unlink()
+    calls.clear()
+    assert_loads_as_parsed(tmp_path)
+    assert calls == [6]
+    res = load_results(tmp_path)
+    assert len(res.trials) == 24 and res.trials.set_index("key").loc[f"{3:016x}", "status"] == "ok"
+
+
+def test_columnar_frames_of_a_folder_that_cannot_be_written(tmp_path):
+    from suite.columnar import FRAMES
+
+    with Store(tmp_path) as s:
+        for i in range(4):
+            s.write(synthetic_record(i))
+    os.chmod(tmp_path, 0o555)
+    try:
+        if os.access(tmp_path, os.W_OK):
+            pytest.skip("running as a user who can write anyway (root)")
+        assert_loads_as_parsed(tmp_path)
+        assert not (tmp_path / FRAMES).exists()
+    finally:
+        os.chmod(tmp_path, 0o755)
+
+
+def test_damaged_columnar_frames_fall_back_to_the_index(tmp_path):
+    from suite.columnar import FRAMES
+
+    with Store(tmp_path) as s:
+        for i in range(6):
+            s.write(synthetic_record(i))
+    assert len(load_results(tmp_path).trials) == 6
+    (tmp_path / FRAMES).write_bytes(b"PK\x03\x04 not a zip")
+    assert_loads_as_parsed(tmp_path)

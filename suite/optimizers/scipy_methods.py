@@ -29,6 +29,7 @@ the budget is the Problem's. Seeds of the stochastic ones come from the optimize
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -66,6 +67,12 @@ def _bounds(problem: ProblemLike) -> scipy.optimize.Bounds | None:
         return None
     lo, hi = problem.bounds
     return scipy.optimize.Bounds(np.asarray(lo, float), np.asarray(hi, float))
+
+
+def _RNG(function: Any, rng: np.random.Generator) -> dict[str, Any]:
+    """The keyword that hands ``rng`` to a scipy global optimizer: ``rng`` since scipy 1.15,
+    ``seed`` before (both use a Generator as is, so the streams and results are the same)."""
+    return {"rng" if "rng" in inspect.signature(function).parameters else "seed": rng}
 
 
 def _box(
@@ -309,7 +316,7 @@ class ScipyDE(Optimizer):
             atol=0.0,
             mutation=mutation,
             recombination=self.recombination,
-            rng=rng,
+            **_RNG(scipy.optimize.differential_evolution, rng),
             polish=False,
             init="latinhypercube",
             updating="deferred",
@@ -356,7 +363,7 @@ class ScipyDualAnnealing(Optimizer):
             visit=self.visit,
             accept=self.accept,
             maxfun=float(NO_LIMIT) ** 2,
-            rng=rng,
+            **_RNG(scipy.optimize.dual_annealing, rng),
             no_local_search=True,
             x0=start,
         )

@@ -241,7 +241,16 @@ def plot_cliff(
                 lw=1.0,
                 label=f"{fam} end points",
             )
-    axes[0].legend(fontsize=6, loc="lower left")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:  # below the panels: a legend inside would cover the surface
+        fig.legend(
+            handles,
+            labels,
+            loc="outside lower center",
+            ncols=min(3, len(handles)),
+            fontsize=7,
+            frameon=False,
+        )
     axes[0].set_xlim(w.min(), w.max())
     axes[0].set_ylim(b.min(), b.max())
     fig.suptitle(

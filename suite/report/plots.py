@@ -188,7 +188,8 @@ def _tidy_log(ax: Any) -> None:
     """Readable ticks on log axes: under one decade, about 5 evenly spaced plain numbers (0.16,
     not 1.6 x 10^-1); up to 1.5 decades, plain labels on the decades and their 2x and 5x; wider
     axes keep matplotlib's powers of ten, and beyond 4 decades at most 7 of them and no minor
-    ticks."""
+    ticks. An axis over :data:`MAX_DECADES` decades shows its top :data:`MAX_DECADES` (values
+    below, e.g. a loss of 1e-250 on parity, are off the axis)."""
     for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
         if axis.get_scale() != "log" or min(lim) <= 0:
             continue
@@ -204,6 +205,20 @@ def _tidy_log(ax: Any) -> None:
             # minor ticks of many decades cost seconds per figure and add nothing readable
             axis.set_major_locator(ticker.LogLocator(numticks=7))
             axis.set_minor_locator(ticker.NullLocator())
+        if decades > MAX_DECADES:  # e.g. a loss of 1e-250: keep the top MAX_DECADES decades
+            low, high = sorted(lim)
+            low = high / 10**MAX_DECADES
+            if axis is ax.yaxis:
+                ax.set_ylim(low, high) if lim[0] < lim[1] else ax.set_ylim(high, low)
+            else:
+                ax.set_xlim(low, high) if lim[0] < lim[1] else ax.set_xlim(high, low)
+
+
+MAX_DECADES = 11.9
+"""The widest log axis drawn (decades): beyond ~12 decades the interesting range is a sliver."""
+
+MAX_FIGURE_WIDTH = 17.0
+"""The widest figure (inches): 2210 px at the saved 130 dpi."""
 
 
 def _fmt_edge(v: float) -> str:
@@ -341,11 +356,15 @@ def plot_final_losses(
     problems = _order(data, "problem")
     optimizers = _order(data, "optimizer")
     longest = max([len(o) for o in optimizers] + [10])
+    width = max(3.6, 0.32 * len(optimizers) + 1.2)  # labels stand upright: 0.32 in each
+    legend_w = 0.9 + 0.07 * max([len(str(o)) for o in optimizers] + [8])
+    ncols = max(1, min(3, int((MAX_FIGURE_WIDTH - 0.85 - legend_w + 0.95) // (width + 0.95))))
     fig, axes = _grid(
         len(problems),
         [*optimizers, "target"],
-        width=max(3.6, 0.7 * len(optimizers) + 1.2),
-        below=0.45 + 0.035 * longest + 0.15 * (not np.isfinite(data["loss"].to_numpy(float)).all()),
+        ncols=ncols,
+        width=width,
+        below=0.45 + 0.065 * longest + 0.3 * (not np.isfinite(data["loss"].to_numpy(float)).all()),
     )
     for ax, problem in zip(axes, problems, strict=False):
         sub = data[data["problem"] == problem]
@@ -380,7 +399,7 @@ def plot_final_losses(
             )
         if targets and problem in targets and np.isfinite(targets[problem]):
             ax.axhline(targets[problem], color="0.3", linestyle="--", linewidth=1.0)
-        ax.set_xticks(range(len(optimizers)), labels, rotation=30, ha="right")
+        ax.set_xticks(range(len(optimizers)), labels, rotation=90, ha="center")
         ax.set_yscale("log")
         ax.set_ylabel(f"final {split} loss")
         ax.set_title(_wrap(problem))

@@ -96,6 +96,14 @@ def write_scaling(folder: Path, target: Path) -> list[str]:
     params = parameter_counts(folder)
     ratios = scaling_ratios(res.trials, res.trace, params)
     overhead = cmaes_overhead(res.trials, params)
+    if ratios.empty:  # no pair of a BPTT and a black-box method: nothing to compare
+        return [
+            "## C1 and network size (scaling study)",
+            "",
+            f"`{Path(folder).name}` holds no pair of a BPTT and a black-box method on the same "
+            "problem: no ratio to show.",
+            "",
+        ]
     write_table(ratios, target / "tables", "scaling")
     write_table(overhead, target / "tables", "scaling_cmaes")
     fig = scaling_figure(ratios, target / "figures" / "scaling_ratio.png")

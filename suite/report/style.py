@@ -1,13 +1,16 @@
 """One fixed look per optimizer across every figure of every experiment.
 
 The colour and the marker depend only on the optimizer's *base name* (``adam`` for the display
-name ``adam(lr=0.03)``), so "adam" has the same colour in every figure and every report. Names
-the suite ships get hand-picked slots of a colour-blind-safe palette (Okabe & Ito, 2008, extended
-with the darker Tableau colours); any other name (a plugin) gets a slot from a stable hash of the
-name (MD5, not Python's salted ``hash``), so it too is the same in every run. Configured variants
-of one optimizer (``adam(lr=0.01)``, ``adam(lr=0.1)``) share its colour and marker and differ by
-line style: the plain name is solid, a variant takes a dashed style chosen by hashing its full
-display name.
+name ``adam(lr=0.03)``), so "adam" has the same colour in every figure and every report. Each
+optimizer *family* gets one hue (:data:`FAMILY_HUES`: gradient methods blue, truncated BPTT
+teal, CMA-ES orange, scipy green, random search purple; another family a hue from a stable hash
+of its name), and each member of a family its own shade of that hue (HLS lightness from dark to
+light, :func:`family_color`) and its own marker, in the fixed order of :data:`FAMILY_MEMBERS`
+(other members: a slot from a stable MD5 hash of the name, not Python's salted ``hash``, so the
+same in every run). Fifteen optimizers thus read as five groups, and within a group by shade and
+marker. Configured variants of one optimizer (``adam(lr=0.01)``, ``adam(lr=0.1)``) share its
+colour and marker and differ by line style: the plain name is solid, a variant takes a dashed
+style chosen by hashing its full display name.
 
 Example::
 
@@ -17,11 +20,14 @@ Example::
 
 from __future__ import annotations
 
+import colorsys
 import functools
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from suite.optimizers import optimizer_info, optimizer_names
 
 PALETTE: tuple[str, ...] = (
     "#0072B2",  # blue
@@ -52,24 +58,37 @@ MARKERS: tuple[str, ...] = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h
 VARIANT_LINESTYLES: tuple[Any, ...] = ("--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
 """Line styles for configured variants (the plain name is always solid)."""
 
-KNOWN_SLOTS: dict[str, int] = {
-    "adam": 0,
-    "cmaes": 1,
-    "sgd": 2,
-    "random-search": 3,
-    "scipy-lbfgsb": 4,
-    "momentum": 5,
-    "tbptt": 6,
-    "scipy-bfgs": 7,
-    "scipy-nelder-mead": 8,
-    "scipy-cg": 9,
-    "scipy-powell": 10,
-    "scipy-de": 11,
-    "scipy-dual-annealing": 12,
-    "ipop-cmaes": 13,
-    "sep-cmaes": 15,
+FAMILY_HUES: dict[str, float] = {
+    "gradient": 0.59,  # blue
+    "truncated": 0.48,  # teal
+    "cmaes": 0.07,  # orange
+    "scipy": 0.33,  # green
+    "random": 0.80,  # purple
 }
-"""Hand-picked slots for the names the suite ships; every other name is hashed."""
+"""Hue (HSV/HLS, in [0, 1)) of each built-in optimizer family."""
+
+FAMILY_MEMBERS: dict[str, tuple[str, ...]] = {
+    "gradient": ("adam", "sgd", "momentum"),
+    "truncated": ("tbptt",),
+    "cmaes": ("cmaes", "sep-cmaes", "ipop-cmaes"),
+    "scipy": (
+        "scipy-lbfgsb",
+        "scipy-bfgs",
+        "scipy-cg",
+        "scipy-nelder-mead",
+        "scipy-powell",
+        "scipy-de",
+        "scipy-dual-annealing",
+    ),
+    "random": ("random-search",),
+}
+"""The shipped members of each family, in shade order (darkest first)."""
+
+SHADES = 7
+"""Shades per family (lightness steps); a family's members cycle through them."""
+
+KNOWN_FAMILY: dict[str, str] = {m: f for f, ms in FAMILY_MEMBERS.items() for m in ms}
+"""The family of each shipped optimizer name."""
 
 CLOCK_LABELS: dict[str, str] = {
     "fe": "forward-equivalents (fe)",
@@ -102,17 +121,41 @@ def _stable_hash(text: str) -> int:
     return int.from_bytes(hashlib.md5(text.encode("utf-8")).digest()[:8], "big")
 
 
-def _slot(base: str) -> int:
-    if base in KNOWN_SLOTS:
-        return KNOWN_SLOTS[base]
-    return _stable_hash(base) % len(PALETTE)
+def family_of(base: str) -> str:
+    """The family of a base name: the shipped table, else the optimizer registry (a loaded
+    plugin), else ``""``."""
+    if base in KNOWN_FAMILY:
+        return KNOWN_FAMILY[base]
+    return str(optimizer_info(base)["family"]) if base in optimizer_names() else ""
+
+
+def family_color(family: str, shade: int) -> str:
+    """The colour of shade ``shade`` of ``family``'s hue: HLS lightness 0.30 (darkest) to 0.66
+    in :data:`SHADES` steps, saturation 0.85 (greys for the empty family)."""
+    if family in FAMILY_HUES:
+        hue = FAMILY_HUES[family]
+    else:  # a plugin family: a stable hue away from the built-in ones where possible
+        hue = (_stable_hash(family) % 360) / 360.0
+    lightness = 0.30 + 0.36 * (shade % SHADES) / (SHADES - 1)
+    saturation = 0.0 if not family else 0.85
+    r, g, b = colorsys.hls_to_rgb(hue, lightness, saturation)
+    return "#{:02x}{:02x}{:02x}".format(*(round(255 * c) for c in (r, g, b)))
+
+
+def _slot(base: str, family: str) -> int:
+    members = FAMILY_MEMBERS.get(family, ())
+    if base in members:
+        return members.index(base)
+    return _stable_hash(base) % SHADES
 
 
 def optimizer_style(name: str) -> OptimizerStyle:
-    """The fixed colour, marker and line style of the optimizer with display name ``name``."""
+    """The fixed colour, marker and line style of the optimizer with display name ``name``:
+    its family's hue, its own shade and marker (see the module docstring)."""
     base = base_name(name)
-    slot = _slot(base)
-    color = PALETTE[slot % len(PALETTE)]
+    family = family_of(base)
+    slot = _slot(base, family)
+    color = family_color(family, slot)
     marker = MARKERS[slot % len(MARKERS)]
     if name.strip() == base:
         linestyle: Any = "-"
