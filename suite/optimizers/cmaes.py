@@ -60,6 +60,10 @@ from suite.optimizers.registry import register_optimizer, register_variant
 SEPARABLE_ABOVE = 200
 """Dimension above which ``cmaes-auto`` runs the separable variant (see the module docstring)."""
 
+LEAN = True
+"""Whether pycma's archive of sent solutions is switched off when the problem has no bounds
+(False gives pycma's default bookkeeping; the tests check both give the same run)."""
+
 NONFINITE_LOSS = 1e100
 """What pycma is told for a non-finite loss (rank-preserving for any real loss below it)."""
 
@@ -123,7 +127,7 @@ class CMAES(Optimizer):
         base = self.popsize or default_popsize(problem.dim)
         best_x, best_f = x0, math.inf
         reasons = []
-        lean = problem.bounds is None  # no archive of sent solutions needed (module docstring)
+        lean = LEAN and problem.bounds is None  # no archive of sent solutions (module docstring)
         for restart in range(self.max_restarts + 1):
             popsize = int(round(base * self.incpopsize**restart))
             es = cma.CMAEvolutionStrategy(x0, self.sigma0, self.options(problem, popsize, rng))
