@@ -68,6 +68,7 @@ KNOWN_SLOTS: dict[str, int] = {
     "scipy-dual-annealing": 12,
     "ipop-cmaes": 13,
     "sep-cmaes": 15,
+    "cmaes-auto": 14,
 }
 """Hand-picked slots for the names the suite ships; every other name is hashed."""
 
