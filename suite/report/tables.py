@@ -78,6 +78,16 @@ LABELS: dict[str, str] = {
     "status": "status",
     "cause": "cause",
     "seeds": "seeds",
+    "family": "family",
+    "wall_s": "wall (s)",
+    "share_model": "model",
+    "share_optimizer": "optimizer",
+    "share_checkpoint": "checkpoints",
+    "share_setup": "set-up",
+    "share_harness": "harness",
+    "x_model_bound": "wall / model time",
+    "fe_per_s": "fe/s",
+    "model_fe_per_s": "model fe/s",
 }
 """Display headers of the suite's table columns (others are shown as they are named)."""
 
@@ -550,7 +560,7 @@ def overhead_section(trials: pd.DataFrame, directory: Path, latex: bool) -> list
         "Share of each optimizer's summed trial wall time spent in the model's passes, in the "
         "optimizer's own work between the Problem's calls, in checkpoint evaluations, in set-up "
         "(data, model, initial point) and in the harness (the Problem's per-call checks and the "
-        "trial's bookkeeping). `x_model_bound` = wall / model time: 1 would be model-bound; "
+        "trial's bookkeeping). Wall / model time: 1 would be model-bound; "
         f"the furthest from that limit is {worst['optimizer']} at "
         f"{format_number(worst['x_model_bound'])}x.",
         "",
