@@ -12,7 +12,7 @@ import pytest
 import suite.optimizers.cmaes as cmaes_module
 from suite.optimizers import get_optimizer
 from suite.problem import Budget, make_problem
-from suite.report.tables import OVERHEAD_PARTS, overhead_table
+from suite.report.tables import OVERHEAD_PARTS, overhead_section, overhead_table
 from suite.trial import TIME_PARTS, Trial, run, run_trial
 
 
@@ -132,3 +132,19 @@ def test_cmaes_auto_goes_separable_above_its_dimension():
     assert (
         get_optimizer("cmaes").options(large, 10, np.random.default_rng(0))["CMA_diagonal"] is False
     )
+
+
+def test_overhead_section_writes_a_table_with_distinct_headers(tmp_path):
+    cols = {c: [1.0, 2.0] for parts in OVERHEAD_PARTS.values() for c in parts}
+    frame = pd.DataFrame(
+        {"optimizer": ["a", "b"], "family": ["x", "y"], "wall": [6.0, 12.0], "fe": [1.0, 2.0]}
+        | cols
+    )
+    lines = overhead_section(frame, tmp_path, latex=False)
+    assert lines and lines[0] == "### Where the time went"
+    header = (tmp_path / "overhead.md").read_text().splitlines()[0]
+    names = [h.strip() for h in header.strip("|").split("|")]
+    assert len(set(names)) == len(names) and names[0] == "optimizer"
+    assert "| a |" in (tmp_path / "overhead.md").read_text()
+    assert overhead_section(frame.drop(columns=["time_setup"]), tmp_path, latex=False) == []
+    assert not (tmp_path / "overhead.md").exists()  # a stale table is removed
