@@ -31,11 +31,24 @@ TRIAL_COLUMNS = (
     "optimizer_name, optimizer_params, family, tags, seed, status, error, final_train_loss, "
     "final_test_loss, target_loss, baseline_loss, success, fe, fwd_steps, bwd_steps, "
     "loss_calls, grad_calls, evaluations, nonfinite, wall, cpu, inside_wall, peak_mem_mb, "
-    "budget_fe, budget_seconds, fe_to_target, seconds_to_target, hit_exact"
+    "budget_fe, budget_seconds, fe_to_target, seconds_to_target, hit_exact, time_model_loss, "
+    "time_model_grad, time_optimizer, time_checkpoint, time_setup, time_harness"
 ).split(", ")
 """Columns of :attr:`Results.trials`, in order (``docs/architecture.md``). ``family`` is the
 optimizer's family, ``tags`` its capability tags, sorted and comma-joined
-(``"deterministic,gradient"``); both ``""`` when unknown."""
+(``"deterministic,gradient"``); both ``""`` when unknown. The ``time_*`` columns split ``wall``
+into the parts of ``suite.trial.TIME_PARTS`` (seconds; NaN for records written before the
+split existed)."""
+
+TIME_COLUMNS = (
+    "time_model_loss",
+    "time_model_grad",
+    "time_optimizer",
+    "time_checkpoint",
+    "time_setup",
+    "time_harness",
+)
+"""The cost-split columns, one per part of a trial record's ``time`` (``time_<part>``)."""
 
 TRACE_COLUMNS = (
     "key",
@@ -162,6 +175,7 @@ def _trial_row(
         "fe_to_target": fe_hit,
         "seconds_to_target": seconds_hit,
         "hit_exact": exact,
+        **{name: _num(times.get(name[len("time_") :])) for name in TIME_COLUMNS},
     }
     return row, trace
 

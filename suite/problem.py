@@ -77,7 +77,15 @@ class Budget:
 
 @dataclass
 class Counters:
-    """Cost spent inside the Problem since :meth:`Problem.start`."""
+    """Cost spent inside the Problem since :meth:`Problem.start`.
+
+    Cost split (seconds of wall time): ``wall_loss`` / ``wall_grad`` are the model's time in
+    loss-only calls and in gradient calls (loss_and_grad, online chunks), so
+    ``wall_loss + wall_grad == wall_inside``; ``wall_calls`` is the time between entering and
+    leaving the Problem's evaluation methods, checkpoints excluded (model time plus the
+    Problem's own per-call work: shape checks, budget, incumbent); ``wall_checkpoint`` is the
+    time of checkpoint evaluations and of :meth:`Problem.finish`'s last evaluation.
+    """
 
     fwd_steps: int = 0
     bwd_steps: int = 0
@@ -87,6 +95,10 @@ class Counters:
     nonfinite: int = 0
     wall_inside: float = 0.0
     cpu_inside: float = 0.0
+    wall_loss: float = 0.0
+    wall_grad: float = 0.0
+    wall_calls: float = 0.0
+    wall_checkpoint: float = 0.0
 
     @property
     def fe(self) -> float:
@@ -202,6 +214,7 @@ class Problem:
         self.first_hit: dict[str, float] | None = None
         self._last: np.ndarray | None = None
         self._nonfinite_streak = 0
+        self._all_finite = True  # whether the last call's losses were all finite
         self._paused = 0.0
         self._t0 = time.perf_counter()
 
@@ -261,15 +274,19 @@ class Problem:
         ``batch`` (indices from :meth:`minibatch`) restricts the loss to those sequences.
         Non-finite losses come back as ``+inf``.
         """
-        rows, single = self._rows(theta)
-        split = self._split(batch)
-        cost_fwd = rows.shape[0] * self.model.forward_steps(split)
-        self._check_budget(cost_fwd)
-        t_wall, t_cpu = time.perf_counter(), time.process_time()
-        losses = np.asarray(self.model.loss(rows, split, self.kind), dtype=np.float64)
-        self._charge(t_wall, t_cpu, fwd=cost_fwd, bwd=0, rows=rows.shape[0], grad=False)
-        losses = self._after_call(rows, losses, full=batch is None)
-        return float(losses[0]) if single else losses
+        t_enter, ck0 = time.perf_counter(), self.counters.wall_checkpoint
+        try:
+            rows, single = self._rows(theta)
+            split = self._split(batch)
+            cost_fwd = rows.shape[0] * self.model.forward_steps(split)
+            self._check_budget(cost_fwd)
+            t_wall, t_cpu = time.perf_counter(), time.process_time()
+            losses = np.asarray(self.model.loss(rows, split, self.kind), dtype=np.float64)
+            self._charge(t_wall, t_cpu, fwd=cost_fwd, bwd=0, rows=rows.shape[0], grad=False)
+            losses = self._after_call(rows, losses, full=batch is None)
+            return float(losses[0]) if single else losses
+        finally:
+            self._leave(t_enter, ck0)
 
     def loss_and_grad(
         self,
@@ -288,30 +305,35 @@ class Problem:
                 "this optimizer is declared gradient-free (no 'gradient' tag) and may only call "
                 "problem.loss(); add the 'gradient' tag to use loss_and_grad()"
             )
-        if truncate is not None and (int(truncate) != truncate or truncate < 1):
-            raise ValueError(f"truncate must be None or an integer >= 1, got {truncate!r}")
-        rows, single = self._rows(theta)
-        split = self._split(batch)
-        n = rows.shape[0]
-        cost_fwd = n * self.model.forward_steps(split)
-        cost_bwd = n * self.model.backward_steps(split, truncate)
-        self._check_budget(cost_fwd + BWD_FE * cost_bwd)
-        t_wall, t_cpu = time.perf_counter(), time.process_time()
-        losses, grads = self.model.loss_and_grad(rows, split, self.kind, truncate=truncate)
-        losses = np.asarray(losses, dtype=np.float64)
-        grads = np.asarray(grads, dtype=np.float64)
-        self._charge(t_wall, t_cpu, fwd=cost_fwd, bwd=cost_bwd, rows=n, grad=True)
-        bad_grad = ~np.isfinite(grads).all(axis=1)
-        if bad_grad.any():
-            losses = losses.copy()
-            losses[bad_grad] = np.nan
-        losses = self._after_call(rows, losses, full=batch is None)
-        if bad_grad.any() or not np.isfinite(losses).all():
-            grads = grads.copy()
-            grads[~np.isfinite(losses)] = np.nan
-        if single:
-            return float(losses[0]), grads[0]
-        return losses, grads
+        t_enter, ck0 = time.perf_counter(), self.counters.wall_checkpoint
+        try:
+            if truncate is not None and (int(truncate) != truncate or truncate < 1):
+                raise ValueError(f"truncate must be None or an integer >= 1, got {truncate!r}")
+            rows, single = self._rows(theta)
+            split = self._split(batch)
+            n = rows.shape[0]
+            cost_fwd = n * self.model.forward_steps(split)
+            cost_bwd = n * self.model.backward_steps(split, truncate)
+            self._check_budget(cost_fwd + BWD_FE * cost_bwd)
+            t_wall, t_cpu = time.perf_counter(), time.process_time()
+            losses, grads = self.model.loss_and_grad(rows, split, self.kind, truncate=truncate)
+            losses = np.asarray(losses, dtype=np.float64)
+            grads = np.asarray(grads, dtype=np.float64)
+            self._charge(t_wall, t_cpu, fwd=cost_fwd, bwd=cost_bwd, rows=n, grad=True)
+            grads_ok = bool(np.isfinite(grads).all())  # one reduction on the common path
+            if not grads_ok:
+                bad_grad = ~np.isfinite(grads).all(axis=1)
+                losses = losses.copy()
+                losses[bad_grad] = np.nan
+            losses = self._after_call(rows, losses, full=batch is None)
+            if not (grads_ok and self._all_finite):
+                grads = grads.copy()
+                grads[~np.isfinite(losses)] = np.nan
+            if single:
+                return float(losses[0]), grads[0]
+            return losses, grads
+        finally:
+            self._leave(t_enter, ck0)
 
     def minibatch(self, rng: np.random.Generator, size: int) -> np.ndarray:
         """Sorted indices of ``size`` training sequences drawn without replacement from ``rng``."""
@@ -349,6 +371,8 @@ class Problem:
         elif self.trace.fe:
             self.trace.train_loss[-1] = self._incumbent_loss
             self.trace.test_loss[-1] = self._test_of_incumbent()
+        self._test_of_incumbent()
+        self.counters.wall_checkpoint += time.perf_counter() - pause
         best = self._incumbent if self._incumbent is not None else np.full(self.dim, np.nan)
         return ProblemResult(
             theta=best.copy(),
@@ -405,8 +429,13 @@ class Problem:
         self, t_wall: float, t_cpu: float, *, fwd: float, bwd: float, rows: int, grad: bool
     ) -> None:
         c = self.counters
-        c.wall_inside += time.perf_counter() - t_wall
+        wall = time.perf_counter() - t_wall
+        c.wall_inside += wall
         c.cpu_inside += time.process_time() - t_cpu
+        if grad:
+            c.wall_grad += wall
+        else:
+            c.wall_loss += wall
         c.fwd_steps += int(fwd)
         c.bwd_steps += int(bwd)
         c.evaluations += rows
@@ -415,14 +444,20 @@ class Problem:
         else:
             c.loss_calls += 1
 
+    def _leave(self, t_enter: float, checkpoint_before: float) -> None:
+        """Charge the time since ``t_enter`` to ``wall_calls``, checkpoints excluded."""
+        c = self.counters
+        c.wall_calls += time.perf_counter() - t_enter - (c.wall_checkpoint - checkpoint_before)
+
     def _after_call(self, rows: np.ndarray, losses: np.ndarray, full: bool) -> np.ndarray:
         finite = np.isfinite(losses)
-        if not finite.all():
+        self._all_finite = all_finite = bool(finite.all())
+        if not all_finite:
             self.counters.nonfinite += int((~finite).sum())
             losses = np.where(finite, losses, np.inf)
-        if finite.any():
+        if all_finite or finite.any():
             self._nonfinite_streak = 0
-            best = int(np.argmin(losses))
+            best = 0 if losses.shape[0] == 1 else int(np.argmin(losses))
             if full:
                 self._consider(rows[best], float(losses[best]))
                 self._last = None
@@ -467,7 +502,9 @@ class Problem:
         # next grid point strictly above the current cost: 10 ** (k / cpd)
         k = math.floor(math.log10(max(fe, 1.0)) * self._cpd + 1e-9) + 1
         self._next_checkpoint = 10.0 ** (k / self._cpd)
-        self._paused += time.perf_counter() - pause
+        spent = time.perf_counter() - pause
+        self._paused += spent
+        self.counters.wall_checkpoint += spent
 
     def _record_checkpoint(self, seconds: float) -> None:
         t = self.trace
@@ -480,33 +517,38 @@ class Problem:
     def _online_step(
         self, session: OnlineSession, theta: np.ndarray, h: int, h_prime: int
     ) -> tuple[float, np.ndarray, bool]:
-        if not self.allow_gradients:
-            raise GradientNotAllowed("online truncated BPTT needs gradients")
-        rows, _ = self._rows(theta)
-        n_seq = session._split.X.shape[0]
-        self._check_budget(n_seq * (h_prime + BWD_FE * h))
-        t_wall, t_cpu = time.perf_counter(), time.process_time()
-        loss, _weight, grad, state = self.model.online_chunk(
-            rows[0], session._split, self.kind, session._state, h, h_prime
-        )
-        session._state = state
-        self._charge(
-            t_wall, t_cpu, fwd=state.last_fwd_steps, bwd=state.last_bwd_steps, rows=1, grad=True
-        )
-        session.done = bool(state.done)
-        grad = np.asarray(grad, dtype=np.float64)
-        loss = float(loss)
-        if not (math.isfinite(loss) and np.isfinite(grad).all()):
-            self.counters.nonfinite += 1
-            self._nonfinite_streak += 1
-            loss, grad = math.inf, np.full_like(grad, np.nan)
-        else:
-            self._nonfinite_streak = 0
-            self._last = rows[0].copy()
-        self._maybe_checkpoint()
-        if self._nonfinite_streak >= MAX_NONFINITE_STREAK:
-            raise Diverged(f"{MAX_NONFINITE_STREAK} consecutive chunks gave non-finite values")
-        return loss, grad, session.done
+        t_enter, ck0 = time.perf_counter(), self.counters.wall_checkpoint
+        try:
+            if not self.allow_gradients:
+                raise GradientNotAllowed("online truncated BPTT needs gradients")
+            rows, _ = self._rows(theta)
+            n_seq = session._split.X.shape[0]
+            self._check_budget(n_seq * (h_prime + BWD_FE * h))
+            t_wall, t_cpu = time.perf_counter(), time.process_time()
+            loss, _weight, grad, state = self.model.online_chunk(
+                rows[0], session._split, self.kind, session._state, h, h_prime
+            )
+            session._state = state
+            self._charge(
+                t_wall, t_cpu, fwd=state.last_fwd_steps, bwd=state.last_bwd_steps, rows=1, grad=True
+            )
+            session.done = bool(state.done)
+            grad = np.asarray(grad, dtype=np.float64)
+            loss = float(loss)
+            if not (math.isfinite(loss) and np.isfinite(grad).all()):
+                self.counters.nonfinite += 1
+                self._nonfinite_streak += 1
+                loss, grad = math.inf, np.full_like(grad, np.nan)
+            else:
+                self._nonfinite_streak = 0
+                self._last = rows[0].copy()
+            self._maybe_checkpoint()
+            if self._nonfinite_streak >= MAX_NONFINITE_STREAK:
+                raise Diverged(f"{MAX_NONFINITE_STREAK} consecutive chunks gave non-finite values")
+            return loss, grad, session.done
+
+        finally:
+            self._leave(t_enter, ck0)
 
 
 def make_problem(

@@ -74,6 +74,9 @@ class RunResult:
     (None if none was); ``x0`` the start as drawn and ``x0_after`` the array handed to
     ``minimize`` after the run (they differ if the optimizer modified it in place).
     ``counters``, ``stop_reason`` and ``seconds`` are the problem's at the end of the run.
+    ``times`` splits the run's wall time (seconds): ``init`` (start and initial point),
+    ``minimize`` (the optimizer's call, Problem calls included) and ``optimizer`` (its own time:
+    ``minimize`` minus the time inside the Problem's calls and checkpoints).
     """
 
     status: str
@@ -85,6 +88,7 @@ class RunResult:
     counters: dict[str, float]
     stop_reason: str | None
     seconds: float
+    times: dict[str, float] = field(default_factory=dict)
 
     @property
     def best(self) -> np.ndarray | None:
@@ -111,6 +115,7 @@ def run(
     recorded by the problem). BudgetExhausted and Diverged become the status; any other
     exception (e.g. :class:`~suite.problem.GradientNotAllowed`) propagates.
     """
+    t_init = time.perf_counter()
     problem.start(
         budget,
         allow_gradients="gradient" in getattr(optimizer, "tags", ()),
@@ -121,6 +126,7 @@ def run(
     start = np.array(x0, dtype=np.float64, copy=True)
     handed = start.copy()
     theta, error = None, None
+    t_min = time.perf_counter()
     try:
         with np.errstate(all="ignore"):
             theta = optimizer.minimize(problem, handed, np.random.default_rng(seed))
@@ -129,6 +135,13 @@ def run(
         status = "budget"
     except Diverged as exc:
         status, error = "diverged", f"{type(exc).__name__}: {exc}"
+    t_end = time.perf_counter()
+    c = problem.counters
+    times = {
+        "init": t_min - t_init,
+        "minimize": t_end - t_min,
+        "optimizer": max(0.0, t_end - t_min - c.wall_calls - c.wall_checkpoint),
+    }
     return RunResult(
         status=status,
         theta=theta,
@@ -139,6 +152,7 @@ def run(
         counters=problem.counters.as_dict(),
         stop_reason=problem.stop_reason,
         seconds=problem.seconds,
+        times=times,
     )
 
 
@@ -240,17 +254,35 @@ def worker_init(plugins: tuple[str, ...]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in THREAD_VARS:
         os.environ[var] = "1"
-    try:  # also limits thread pools already loaded; an optional dependency
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:
-        pass
+    _one_blas_thread()
     ensure_plugins(plugins)
 
 
+_BLAS_LIMITED = False
+
+
+def _one_blas_thread() -> None:
+    """Limit this process's BLAS/OpenMP pools to one thread, once (needs threadpoolctl).
+
+    A worker that runs one unit per core must not let BLAS spread small matrices over every
+    core: on a loaded 2-core machine pycma's eigendecomposition at P = 97 ran 30-100x slower
+    with the default pool. Dask workers started by hand may lack the ``*_NUM_THREADS=1``
+    environment, so :func:`run_unit` applies this too."""
+    global _BLAS_LIMITED
+    if _BLAS_LIMITED:
+        return
+    _BLAS_LIMITED = True
+    try:  # also limits thread pools already loaded; an optional dependency
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return
+    threadpool_limits(1)
+
+
 def run_unit(unit: Unit, plugins: tuple[str, ...] = ()) -> list[dict]:
-    """Run one unit in a worker, importing the plugins first (module level, so it pickles)."""
+    """Run one unit in a worker (one BLAS thread), importing the plugins first (module level,
+    so it pickles)."""
+    _one_blas_thread()
     ensure_plugins(tuple(plugins))
     return unit.run()
 
@@ -322,11 +354,14 @@ def run_trial(trial: Trial) -> dict:
     wall0, cpu0 = time.perf_counter(), time.process_time()
     streams = trial.streams()
     status, error, problem, theta, about = "error", None, None, None, None
+    run_times: dict[str, float] = {}
+    t_setup = wall0
     try:
         problem = problem_from_spec(trial.task, trial.model, streams.data)
         about = _about(trial.optimizer["name"])
         optimizer = get_optimizer(trial.optimizer["name"], **trial.optimizer["params"])
         budget = Budget(fe=trial.budget.get("fe"), seconds=trial.budget.get("seconds"))
+        t_setup = time.perf_counter()
         outcome = run(
             problem,
             optimizer,
@@ -336,6 +371,7 @@ def run_trial(trial: Trial) -> dict:
             checkpoints_per_decade=trial.checkpoints_per_decade,
         )
         status, error, theta = outcome.status, outcome.error, outcome.theta
+        run_times = outcome.times
     except Exception:  # noqa: BLE001 -- one trial's failure must never stop the others
         status, error = "error", traceback.format_exc()
     result = None
@@ -347,18 +383,44 @@ def run_trial(trial: Trial) -> dict:
                 )
         except Exception:  # noqa: BLE001
             status, error = "error", (error or "") + traceback.format_exc()
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     record = _record(trial, status, error, problem, result)
     record["optimizer"] = about or {"family": None, "tags": []}
-    record["time"] = {
-        "wall": wall,
-        "cpu": cpu,
-        "inside_wall": float(problem.counters.wall_inside) if problem is not None else 0.0,
-        "inside_cpu": float(problem.counters.cpu_inside) if problem is not None else 0.0,
-    }
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    record["time"] = _time_split(wall, cpu, t_setup - wall0, run_times, problem)
     record["peak_mem_mb"] = _peak_rss_mb(reset_ok)
     record["provenance"] = provenance()
     return record
+
+
+TIME_PARTS = ("model_loss", "model_grad", "optimizer", "checkpoint", "setup", "harness")
+"""The parts of a trial's wall time in its record's ``time`` (seconds; they sum to ``wall``):
+the model in loss-only and in gradient calls, the optimizer's own work between the Problem's
+calls, checkpoint evaluations (trace and final evaluation), set-up (task data, model, optimizer
+and initial point) and the harness (the Problem's per-call work plus the trial's own
+bookkeeping: finishing, building the record)."""
+
+
+def _time_split(
+    wall: float, cpu: float, setup: float, run_times: dict[str, float], problem: Any
+) -> dict[str, float]:
+    """The record's ``time``: wall, cpu, the model's time and the :data:`TIME_PARTS` split."""
+    c = problem.counters if problem is not None else None
+    out = {
+        "wall": wall,
+        "cpu": cpu,
+        "inside_wall": float(c.wall_inside) if c is not None else 0.0,
+        "inside_cpu": float(c.cpu_inside) if c is not None else 0.0,
+    }
+    parts = {
+        "model_loss": float(c.wall_loss) if c is not None else 0.0,
+        "model_grad": float(c.wall_grad) if c is not None else 0.0,
+        "optimizer": float(run_times.get("optimizer", 0.0)),
+        "checkpoint": float(c.wall_checkpoint) if c is not None else 0.0,
+        "setup": setup + float(run_times.get("init", 0.0)),
+    }
+    parts["harness"] = max(0.0, wall - sum(parts.values()))
+    out.update(parts)
+    return out
 
 
 def _record(trial: Trial, status: str, error: str | None, problem: Any, result: Any) -> dict:

@@ -224,11 +224,23 @@ class Model:
         return X, Y, M
 
     def _data(self, split: Any) -> _Data:
+        """The validated split; memoised per split object (a Problem asks for the same split
+        three times per call: forward steps, backward steps, the pass), so repeated calls skip
+        the shape checks, the mask scan and the float64 conversions.  Splits are treated as
+        immutable (the tasks build them once; the Problem caches its minibatch splits)."""
+        cache = self.__dict__.setdefault("_data_cache", {})
+        hit = cache.get(id(split))
+        if hit is not None and hit[0] is split:
+            return hit[1]
         X, Y, M = self._arrays(split)
         steps = np.flatnonzero(M.any(axis=0))
         if steps.size == 0:
             raise ValueError("the split's mask M is zero everywhere: the loss is undefined")
-        return _Data(X, Y, M, steps, float(M.sum()))
+        data = _Data(X, Y, M, steps, float(M.sum()))
+        if len(cache) >= 16:
+            cache.clear()
+        cache[id(split)] = (split, data)  # the split is kept alive, so its id stays unique
+        return data
 
     def _check_chunk(self, theta, split, kind, state, h, h_prime):
         theta = np.asarray(theta, dtype=np.float64)

@@ -561,6 +561,7 @@ def write_report(
         lines += _section_table(
             "Failures", table_paths["failures"]["md"], "Runs that diverged or raised, by cause."
         )
+    lines += tables.overhead_section(trials, directory / "tables", latex)
     lines += tuning_lines
     lines += ["## Figures", ""]
     captions = {

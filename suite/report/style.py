@@ -70,7 +70,7 @@ FAMILY_HUES: dict[str, float] = {
 FAMILY_MEMBERS: dict[str, tuple[str, ...]] = {
     "gradient": ("adam", "sgd", "momentum"),
     "truncated": ("tbptt",),
-    "cmaes": ("cmaes", "sep-cmaes", "ipop-cmaes"),
+    "cmaes": ("cmaes", "sep-cmaes", "ipop-cmaes", "cmaes-auto"),
     "scipy": (
         "scipy-lbfgsb",
         "scipy-bfgs",

@@ -33,6 +33,8 @@ __all__ = [
     "fixed_budget_table",
     "format_number",
     "format_table",
+    "overhead_section",
+    "overhead_table",
     "quality_table",
     "resolve_reference",
     "speed_table",
@@ -76,6 +78,16 @@ LABELS: dict[str, str] = {
     "status": "status",
     "cause": "cause",
     "seeds": "seeds",
+    "family": "family",
+    "wall_s": "wall (s)",
+    "share_model": "model share",
+    "share_optimizer": "optimizer own",
+    "share_checkpoint": "checkpoints",
+    "share_setup": "set-up",
+    "share_harness": "harness",
+    "x_model_bound": "wall / model time",
+    "fe_per_s": "fe/s",
+    "model_fe_per_s": "model fe/s",
 }
 """Display headers of the suite's table columns (others are shown as they are named)."""
 
@@ -481,3 +493,77 @@ def tuning_table(records: Sequence[dict]) -> pd.DataFrame:
         for c in r["candidates"]
     ]
     return pd.DataFrame(rows, columns=list(TUNING_COLUMNS))
+
+
+# --------------------------------------------------------------------------- cost split
+
+OVERHEAD_PARTS = {
+    "model": ("time_model_loss", "time_model_grad"),
+    "optimizer": ("time_optimizer",),
+    "checkpoint": ("time_checkpoint",),
+    "setup": ("time_setup",),
+    "harness": ("time_harness",),
+}
+"""Shares of the overhead table and the trial-frame columns each one sums."""
+
+
+def overhead_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Where each optimizer's wall time went: one row per optimizer over all its trials.
+
+    ``share_<part>`` is the part's summed seconds over the summed ``wall`` (the parts of
+    ``suite.trial.TIME_PARTS``; they add up to 1), ``x_model_bound`` is wall / model time: how
+    many times longer the trials ran than the model's own passes (1 = model-bound; the
+    optimizer, checkpoint, set-up and harness make up the rest), and ``fe_per_s`` /
+    ``model_fe_per_s`` are forward-equivalents per second of wall and of model time. Trials
+    without the split (records written before it existed) are left out; empty if none has it.
+    """
+    cols = [c for parts in OVERHEAD_PARTS.values() for c in parts]
+    if trials.empty or any(c not in trials for c in cols):
+        return pd.DataFrame()
+    have = trials[trials[cols].notna().all(axis=1) & (trials["wall"] > 0)]
+    rows = []
+    for optimizer, group in have.groupby("optimizer", sort=False):
+        wall = float(group["wall"].sum())
+        parts = {name: float(group[list(c)].to_numpy().sum()) for name, c in OVERHEAD_PARTS.items()}
+        fe = float(group["fe"].sum())
+        model = parts["model"]
+        rows.append(
+            {
+                "optimizer": optimizer,
+                "family": group["family"].iloc[0],
+                "runs": len(group),
+                "wall_s": wall,
+                **{f"share_{name}": value / wall for name, value in parts.items()},
+                "x_model_bound": wall / model if model > 0 else math.inf,
+                "fe_per_s": fe / wall,
+                "model_fe_per_s": fe / model if model > 0 else math.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def overhead_section(trials: pd.DataFrame, directory: Path, latex: bool) -> list[str]:
+    """Write ``tables/overhead.*`` and return the report's lines for it (none without data)."""
+    table = overhead_table(trials)
+    path = Path(directory) / "overhead.md"
+    if table.empty:
+        for ext in ("csv", "md", "tex"):
+            path.with_suffix(f".{ext}").unlink(missing_ok=True)
+        return []
+    paths = write_table(
+        table, directory, "overhead", latex=latex, caption="Where the wall time went."
+    )
+    worst = table.sort_values("x_model_bound").iloc[-1]
+    return [
+        "### Where the time went",
+        "",
+        "Share of each optimizer's summed trial wall time spent in the model's passes, in the "
+        "optimizer's own work between the Problem's calls, in checkpoint evaluations, in set-up "
+        "(data, model, initial point) and in the harness (the Problem's per-call checks and the "
+        "trial's bookkeeping). Wall / model time: 1 would be model-bound; "
+        f"the furthest from that limit is {worst['optimizer']} at "
+        f"{format_number(worst['x_model_bound'])}x.",
+        "",
+        paths["md"].read_text(encoding="utf-8"),
+        "",
+    ]

@@ -1,0 +1,150 @@
+"""The cost split of a trial (where the seconds go) and the speed-ups that must not change
+results: the memoised split data of a model, the lean pycma bookkeeping, ``cmaes-auto``."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import suite.optimizers.cmaes as cmaes_module
+from suite.optimizers import get_optimizer
+from suite.problem import Budget, make_problem
+from suite.report.tables import OVERHEAD_PARTS, overhead_section, overhead_table
+from suite.trial import TIME_PARTS, Trial, run, run_trial
+
+
+class _SleepyGD:
+    """Gradient steps with ``pause`` seconds of the optimizer's own work between calls."""
+
+    tags = frozenset({"gradient"})
+
+    def __init__(self, pause: float, steps: int) -> None:
+        self.pause, self.steps = pause, steps
+
+    def minimize(self, problem, x0, rng):
+        x = x0
+        for _ in range(self.steps):
+            time.sleep(self.pause)
+            _, g = problem.loss_and_grad(x)
+            x = x - 0.01 * g
+        return x
+
+
+def _problem():
+    return make_problem("adding", model="elman", hidden=4, seq_len=8, n_train=16, n_test=8)
+
+
+def test_optimizer_time_is_what_happens_between_the_problems_calls():
+    problem = _problem()
+    result = run(problem, _SleepyGD(0.02, 5), Budget(fe=1e9))
+    c = problem.counters
+    assert result.times["optimizer"] >= 5 * 0.02 * 0.9
+    assert c.wall_grad < 5 * 0.02 * 0.5  # the sleeps are not charged to the model
+    assert c.wall_loss == 0.0 and c.wall_grad == pytest.approx(c.wall_inside)
+    assert c.wall_calls >= c.wall_inside
+    total = c.wall_calls + c.wall_checkpoint + result.times["optimizer"]
+    assert total == pytest.approx(result.times["minimize"], rel=1e-6, abs=1e-6)
+
+
+def test_model_time_dominates_a_plain_loop_and_checkpoints_are_counted():
+    problem = _problem()
+    run(problem, _SleepyGD(0.0, 200), Budget(fe=1e9), checkpoints_per_decade=10)
+    c = problem.counters
+    assert c.wall_checkpoint > 0.0  # the log grid put checkpoints in the run
+    assert c.wall_inside > 0.3 * c.wall_calls
+
+
+def test_trial_record_splits_wall_time_into_parts_that_add_up():
+    trial = Trial(
+        "cost",
+        {"task": "adding", "seq_len": 8, "n_train": 16, "n_test": 8},
+        {"model": "elman", "hidden": 4},
+        {"name": "adam", "params": {}},
+        {"fe": 2e4, "seconds": None},
+        0,
+        0,
+    )
+    t = run_trial(trial)["time"]
+    assert set(TIME_PARTS) <= set(t)
+    assert all(t[p] >= 0.0 for p in TIME_PARTS)
+    assert sum(t[p] for p in TIME_PARTS) == pytest.approx(t["wall"], rel=1e-9)
+    assert t["model_loss"] + t["model_grad"] == pytest.approx(t["inside_wall"])
+    assert t["model_grad"] > 0.0 and t["setup"] > 0.0
+
+
+def test_overhead_table_shares_add_up_and_old_records_are_left_out():
+    cols = {c: [1.0, 2.0, np.nan] for parts in OVERHEAD_PARTS.values() for c in parts}
+    frame = pd.DataFrame(
+        {
+            "optimizer": ["a", "a", "b"],
+            "family": ["x", "x", "y"],
+            "wall": [6.0, 12.0, 5.0],
+            "fe": [70.0, 140.0, 50.0],
+            **cols,
+        }
+    )
+    table = overhead_table(frame)
+    assert list(table["optimizer"]) == ["a"]  # b has no split (an old record)
+    shares = table[[f"share_{p}" for p in OVERHEAD_PARTS]].sum(axis=1)
+    assert shares.iloc[0] == pytest.approx(1.0)
+    assert table["x_model_bound"].iloc[0] == pytest.approx(18.0 / 6.0)
+    assert table["model_fe_per_s"].iloc[0] == pytest.approx(210.0 / 6.0)
+    assert overhead_table(frame.drop(columns=["time_setup"])).empty
+
+
+def test_split_data_is_memoised_per_split_object_only():
+    problem = _problem()
+    model, train = problem.model, problem.dataset.train
+    assert model._data(train) is model._data(train)
+    copy = type(train)(X=train.X.copy(), Y=train.Y.copy(), M=train.M.copy())
+    assert model._data(copy) is not model._data(train)
+
+
+@pytest.mark.parametrize("name", ["cmaes", "sep-cmaes", "ipop-cmaes"])
+@pytest.mark.parametrize("task", ["adding", "cliff"])
+def test_lean_pycma_bookkeeping_gives_the_same_run(monkeypatch, name, task):
+    def once(lean: bool):
+        monkeypatch.setattr(cmaes_module, "LEAN", lean)
+        kw = {"seq_len": 8, "hidden": 4, "n_train": 16} if task == "adding" else {}
+        problem = make_problem(task, seed=0, **kw)
+        result = run(problem, get_optimizer(name), Budget(fe=3e4), seed=1, init_seed=2)
+        return result, problem.finish(result.theta)
+
+    (a, fa), (b, fb) = once(True), once(False)
+    assert a.status == b.status and a.counters["fe"] == b.counters["fe"]
+    assert np.array_equal(a.incumbent, b.incumbent)
+    for name in ("fe", "evaluations", "train_loss", "test_loss"):  # seconds aside
+        assert fa.trace[name] == fb.trace[name]
+
+
+def test_cmaes_auto_goes_separable_above_its_dimension():
+    small = make_problem("adding", seq_len=8, hidden=4)
+    large = make_problem("adding", seq_len=8, hidden=16)
+    opt = get_optimizer("cmaes-auto")
+    assert small.dim <= cmaes_module.SEPARABLE_ABOVE < large.dim
+    assert opt.options(small, 10, np.random.default_rng(0))["CMA_diagonal"] is False
+    assert opt.options(large, 10, np.random.default_rng(0))["CMA_diagonal"] is True
+    low = get_optimizer("cmaes-auto", separable_above=10)
+    assert low.options(small, 10, np.random.default_rng(0))["CMA_diagonal"] is True
+    assert (
+        get_optimizer("cmaes").options(large, 10, np.random.default_rng(0))["CMA_diagonal"] is False
+    )
+
+
+def test_overhead_section_writes_a_table_with_distinct_headers(tmp_path):
+    cols = {c: [1.0, 2.0] for parts in OVERHEAD_PARTS.values() for c in parts}
+    frame = pd.DataFrame(
+        {"optimizer": ["a", "b"], "family": ["x", "y"], "wall": [6.0, 12.0], "fe": [1.0, 2.0]}
+        | cols
+    )
+    lines = overhead_section(frame, tmp_path, latex=False)
+    assert lines and lines[0] == "### Where the time went"
+    header = (tmp_path / "overhead.md").read_text().splitlines()[0]
+    names = [h.strip() for h in header.strip("|").split("|")]
+    assert len(set(names)) == len(names) and names[0] == "optimizer"
+    assert "| a |" in (tmp_path / "overhead.md").read_text()
+    assert overhead_section(frame.drop(columns=["time_setup"]), tmp_path, latex=False) == []
+    assert not (tmp_path / "overhead.md").exists()  # a stale table is removed
