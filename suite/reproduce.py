@@ -22,6 +22,7 @@ computed from the stored records by the rules of :mod:`suite.analysis.verdicts`.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import os
 import platform
@@ -84,7 +85,7 @@ def reproduce_claims(
     if not report_only:
         t0 = time.perf_counter()
         ran = skipped = 0
-        for name in EXPERIMENTS:
+        for name in EXPERIMENTS + optional_experiments():
             t = time.perf_counter()
             summaries = run_tuned(name, profile, out, jobs, dask, progress=progress)
             for s in summaries:
@@ -229,6 +230,18 @@ def write_experiment_reports(dirs: dict[str, Path], bar: Any = None) -> None:
         kind_of(name).report(dirs[name], options[name])
         if bar is not None:
             bar.update(1)
+    ng = nevergrad_dir(dirs)
+    if ng.is_dir():
+        kind_of("speed-nevergrad").report(ng, ReportOptions())
+
+
+OPTIONAL: tuple[str, ...] = ("speed-nevergrad",)
+"""Claims experiments that need an optional extra (``speed-nevergrad``: nevergrad)."""
+
+
+def optional_experiments() -> tuple[str, ...]:
+    """The optional claims experiments whose extra is installed (run after the others)."""
+    return OPTIONAL if importlib.util.find_spec("nevergrad") is not None else ()
 
 
 def nevergrad_dir(dirs: dict[str, Path]) -> Path:
@@ -511,12 +524,28 @@ def write_claims_report(dirs: dict[str, Path], target: Path) -> Path:
     ]
     if "quick" in target.name:
         lines += quick_lines(dirs)
+    ng = nevergrad_dir(dirs)
+    lines += [
+        (
+            f"C1's black-box side includes nevergrad's methods ([`{ng.name}`](../{ng.name}/"
+            "REPORT.md)): the best black-box method is chosen over pycma, scipy, random search "
+            "and nevergrad."
+        )
+        if ng.is_dir()
+        else (
+            'nevergrad was not installed for this run (`pip install -e ".[nevergrad]"`): C1\'s '
+            "black-box side is pycma, scipy's derivative-free methods and random search."
+        ),
+        "",
+    ]
     if run:
         secs = run["seconds"]
         lines += [
             f"Profile **{run['profile']}**, {run['jobs']} workers ({run['executor']}) on "
             f"{run['machine']}: {secs['total'] / 60:.1f} min in all ("
-            + ", ".join(f"{k} {secs[k] / 60:.1f} min" for k in EXPERIMENTS if k in secs)
+            + ", ".join(
+                f"{k} {secs[k] / 60:.1f} min" for k in (*EXPERIMENTS, *OPTIONAL) if k in secs
+            )
             + f"), finished {run['finished']}.",
             "",
         ]
