@@ -277,6 +277,18 @@ class _Recurrent(Model):
         t1 = min(state.n_steps, t0 + h_prime)
         V[:, t0:t1, H : H + I] = self._columns(X[:, t0:t1])
         self._run(W, V, t0, t1)
+
+        def backward(dH, steps, lo, hi):
+            return self._backward(W, V, dH, steps, lo, hi)
+
+        return self._chunk_result(V, Y, M, Wo, c, kind, state, t0, t1, h, backward)
+
+    def _chunk_result(self, V, Y, M, Wo, c, kind, state, t0, t1, h, backward):
+        """The end of ``online_chunk`` once steps t0 .. t1 - 1 have run forward into ``V``:
+        advance ``state``, take the chunk's loss terms, back-propagate them with
+        ``backward(dH, steps, lo, hi) -> dW`` through steps max(0, t1 - h) .. s_max and return
+        (mean loss of the chunk's terms, their mask weight, gradient, state)."""
+        H = self.hidden
         state.t = t1
         state.last_fwd_steps = state.n_seq * (t1 - t0)
         steps = t0 + np.flatnonzero(M[:, t0:t1].any(axis=0))
@@ -289,7 +301,7 @@ class _Recurrent(Model):
         S, dZ = _loss_sums(Z, self._at(Y, steps), Ms, kind)
         dZ = (dZ / (self.n_out * state.total_weight)).astype(self.dtype)
         lo, hi = max(0, t1 - h), int(steps[-1]) + 1
-        dW = self._backward(W, V, self._readout_back(Wo, dZ), steps, lo, hi)
+        dW = backward(self._readout_back(Wo, dZ), steps, lo, hi)
         G = self._gradient(dW, dZ, HS)
         state.last_bwd_steps = state.n_seq * (hi - lo)
         weight = float(Ms.sum())
