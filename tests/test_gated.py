@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import fd_grad, random_split, rel_err, thetas, window_start
 
 import tasks
 from suite.models import (
@@ -48,24 +48,7 @@ def make(name: str, **extra):
 
 
 def make_split(rng, kind: str, mask: str, b=B, t=T, n_in=I, n_out=O):
-    """Random data; mask "partial": random 0/1 with no loss at the last step; "last": only the
-    last step counts."""
-    X = rng.normal(size=(b, t, n_in))
-    Y = rng.normal(size=(b, t, n_out))
-    if kind == "bce":
-        Y = (Y > 0).astype(float)
-    if mask == "partial":
-        M = (rng.random((b, t)) < 0.5).astype(float)
-        M[:, -1] = 0.0
-        M[0, 0] = M[1, t - 2] = 1.0
-    else:
-        M = np.zeros((b, t))
-        M[:, -1] = 1.0
-    return SimpleNamespace(X=X, Y=Y, M=M)
-
-
-def thetas(model, rng, n: int) -> np.ndarray:
-    return np.stack([model.init(rng) + 0.3 * rng.normal(size=model.dim) for _ in range(n)])
+    return random_split(rng, kind, mask, b, t, n_in, n_out)
 
 
 # ----------------------------------------------------------------------------- reference
@@ -137,23 +120,6 @@ class Ref:
                 terms = (z - Y[b, s]) ** 2 if kind == "mse" else np.logaddexp(0, z) - Y[b, s] * z
                 total += M[b, s] * terms.sum()
         return total / (Y.shape[2] * M.sum())
-
-
-def fd_grad(f, theta, eps=1e-6):
-    g = np.zeros_like(theta)
-    for i in range(theta.size):
-        e = np.zeros_like(theta)
-        e[i] = eps
-        g[i] = (f(theta + e) - f(theta - e)) / (2 * eps)
-    return g
-
-
-def rel_err(a, b) -> float:
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
-
-
-def window_start(k):
-    return (lambda s: 0) if k is None else (lambda s: max(0, s - k + 1))
 
 
 # ----------------------------------------------------------------------------- layout, forward

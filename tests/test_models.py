@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import fd_grad, random_split, rel_err, thetas, window_start
 
 from suite.models import OnlineState, make_model, matched_tdnn_hidden
 
@@ -33,25 +34,7 @@ def make(name: str, **extra):
 
 
 def make_split(rng: np.random.Generator, n_out: int, kind: str, mask: str, b=B, t=T):
-    """Random data; mask "partial": random 0/1 with no loss at the last step (so the recurrent
-    pass stops early); "last": only the last step counts (adding-problem shape)."""
-    X = rng.normal(size=(b, t, I))
-    Y = rng.normal(size=(b, t, n_out))
-    if kind == "bce":
-        Y = (Y > 0).astype(float)
-    if mask == "partial":
-        M = (rng.random((b, t)) < 0.5).astype(float)
-        M[:, -1] = 0.0
-        M[0, 0] = M[1, t - 2] = 1.0
-    else:
-        M = np.zeros((b, t))
-        M[:, -1] = 1.0
-    return SimpleNamespace(X=X, Y=Y, M=M)
-
-
-def thetas(model, rng: np.random.Generator, n: int) -> np.ndarray:
-    """n parameter rows: the model's init plus noise (so biases are non-zero)."""
-    return np.stack([model.init(rng) + 0.3 * rng.normal(size=model.dim) for _ in range(n)])
+    return random_split(rng, kind, mask, b, t, I, n_out)
 
 
 # ----------------------------------------------------------------------------- references
@@ -133,23 +116,6 @@ class Ref:
                     z = self.readout(p, state)
                 total += M[b, s] * sum(term(z[o], Y[b, s, o], kind) for o in range(len(z)))
         return total / (Y.shape[2] * M.sum())
-
-
-def fd_grad(f, theta: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    g = np.zeros_like(theta)
-    for i in range(theta.size):
-        e = np.zeros_like(theta)
-        e[i] = eps
-        g[i] = (f(theta + e) - f(theta - e)) / (2 * eps)
-    return g
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
-
-
-def window_start(k):
-    return (lambda s: 0) if k is None else (lambda s: max(0, s - k + 1))
 
 
 # ----------------------------------------------------------------------------- layout, forward

@@ -221,10 +221,25 @@ class _Recurrent(Model):
 
     def _loss_and_grad(self, theta, data, kind, truncate):
         W, Wo, c = self._weights(theta)
-        steps, last = data.steps, data.last
+        last = data.last
         XC = self._columns(data.X[:, :last])
         V = self._new_states(theta.shape[0], XC, scratch=True)
         self._run(W, V, 0, last)
+
+        def backward(dH, steps, lo, hi):
+            return self._backward(W, V, dH, steps, lo, hi)
+
+        def window(dH, steps, k):
+            return self._window_backward(W, V, dH, steps, k)
+
+        return self._batch_result(V, Wo, c, data, kind, truncate, backward, window)
+
+    def _batch_result(self, V, Wo, c, data, kind, truncate, backward, window):
+        """The end of ``_loss_and_grad`` once the forward pass has filled the states ``V``: the
+        loss terms' read-out and loss, then their gradient, by ``backward(dH, steps, lo, hi) ->
+        dW`` through every step when ``truncate`` cuts no loss term, else by the truncated
+        ``window(dH, steps, truncate) -> (times, dA)``. Returns (losses, gradients)."""
+        steps, last = data.steps, data.last
         HS = V[:, steps + 1, : self.hidden]
         Z = self._readout(Wo, c, HS)
         S, dZ = _loss_sums(Z, self._at(data.Y, steps), self._at(data.M, steps), kind)
@@ -232,9 +247,9 @@ class _Recurrent(Model):
         dZ = (dZ / norm).astype(self.dtype)
         dH = self._readout_back(Wo, dZ)
         if truncate is None or truncate >= last:  # no loss term is cut: standard BPTT
-            dW = self._backward(W, V, dH, steps, 0, last)
+            dW = backward(dH, steps, 0, last)
         else:
-            times, dA = self._window_backward(W, V, dH, steps, truncate)
+            times, dA = window(dH, steps, truncate)
             dW = self._dW(dA, V[:, times])
         return S / norm, self._gradient(dW, dZ, HS)
 
