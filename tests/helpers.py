@@ -3,11 +3,13 @@ sys.path). Not a test module: nothing here is collected."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 
+from suite.models import OnlineState
 from suite.store import load_results
 
 
@@ -79,3 +81,31 @@ def rel_err(a: np.ndarray, b: np.ndarray) -> float:
 def window_start(k):
     """The first step of loss term s's backward window under truncation ``k`` (None: 0)."""
     return (lambda s: 0) if k is None else (lambda s: max(0, s - k + 1))
+
+
+def check_extreme_rows(model, split, rng: np.random.Generator) -> None:
+    """A row of 1e200 and a row of NaN next to a good row: no warning is raised, the NaN row's
+    loss is NaN and its gradient non-finite, and the good row's loss and gradient are those it
+    has alone (nothing leaks between rows)."""
+    good = thetas(model, rng, 1)
+    th = np.concatenate([good, np.full((1, model.dim), 1e200), np.full((1, model.dim), np.nan)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        L, G = model.loss_and_grad(th, split, "mse")
+        L_t = model.loss(th, split, "mse")
+    assert np.isnan(L[2]) and np.isnan(L_t[2]) and not np.isfinite(G[2]).any()
+    L1, G1 = model.loss_and_grad(good, split, "mse")
+    np.testing.assert_allclose(L[0], L1[0], rtol=1e-12)
+    np.testing.assert_allclose(G[0], G1[0], rtol=1e-12, atol=1e-15)
+
+
+def online_pass(model, theta, split, kind, h, h_prime):
+    """One online BPTT(h; h') pass over ``split`` with ``theta[P]``: per chunk (mean loss,
+    weight, gradient, forward steps, backward steps)."""
+    state = model.online_init(split)
+    assert isinstance(state, OnlineState) and not state.done
+    out = []
+    while not state.done:
+        loss, weight, g, state = model.online_chunk(theta, split, kind, state, h, h_prime)
+        out.append((loss, weight, g, state.last_fwd_steps, state.last_bwd_steps))
+    return out

@@ -9,14 +9,21 @@ detached state, so only the steps inside its window depend on the parameters.
 from __future__ import annotations
 
 import math
-import warnings
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from helpers import fd_grad, random_split, rel_err, thetas, window_start
+from helpers import (
+    check_extreme_rows,
+    fd_grad,
+    online_pass,
+    random_split,
+    rel_err,
+    thetas,
+    window_start,
+)
 
-from suite.models import OnlineState, make_model, matched_tdnn_hidden
+from suite.models import make_model, matched_tdnn_hidden
 
 B, T, I, O, H, WINDOW = 3, 6, 2, 2, 3, 3
 KINDS = ("mse", "bce")
@@ -272,32 +279,13 @@ def test_extreme_rows_are_non_finite_without_warnings_and_do_not_leak(name):
     rng = np.random.default_rng(17)
     model = make(name)
     split = make_split(rng, model.n_out, "mse", "partial")
-    good = thetas(model, rng, 1)
-    th = np.concatenate([good, np.full((1, model.dim), 1e200), np.full((1, model.dim), np.nan)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        L, G = model.loss_and_grad(th, split, "mse")
-        L_t = model.loss(th, split, "mse")
-    assert np.isnan(L[2]) and np.isnan(L_t[2]) and not np.isfinite(G[2]).any()
-    L1, G1 = model.loss_and_grad(good, split, "mse")
-    np.testing.assert_allclose(L[0], L1[0], rtol=1e-12)
-    np.testing.assert_allclose(G[0], G1[0], rtol=1e-12, atol=1e-15)
+    check_extreme_rows(model, split, rng)
     empty = np.zeros((0, model.dim))
     assert model.loss(empty, split, "mse").shape == (0,)
     assert model.loss_and_grad(empty, split, "mse", truncate=2)[1].shape == (0, model.dim)
 
 
 # ----------------------------------------------------------------------------- online BPTT(h; h')
-
-
-def online_pass(model, theta, split, kind, h, h_prime):
-    state = model.online_init(split)
-    assert isinstance(state, OnlineState) and not state.done
-    out = []
-    while not state.done:
-        loss, weight, g, state = model.online_chunk(theta, split, kind, state, h, h_prime)
-        out.append((loss, weight, g, state.last_fwd_steps, state.last_bwd_steps))
-    return out
 
 
 @pytest.mark.parametrize("mask", ["partial", "last"])
