@@ -17,23 +17,17 @@ PyTorch rows are skipped when ``import torch`` fails.
 
 from __future__ import annotations
 
-import argparse
-
 import _common  # first: one BLAS thread, the repository on sys.path
 import numpy as np
-from bench_models import Table, adding_split, paired, thetas
+from _common import Table, paired
+from bench_models import adding_split, bptt_vs_torch, thetas
 from scipy.special import expit
 
 from suite.models import make_model
 
 _common.limit_blas_threads()
 
-try:  # optional
-    import torch
-
-    torch.set_num_threads(1)
-except ImportError:  # pragma: no cover - environment dependent
-    torch = None
+torch = _common.optional_torch()
 
 GATED = ("lstm", "gru")
 N_SIGMOID = {"lstm": 3, "gru": 2}  # N B T H blocks through a sigmoid per forward pass
@@ -51,25 +45,9 @@ def bench_vs_torch(tab: Table, reps: int) -> None:
         for dtype in ("float64", "float32"):
             model = make_model(name, 2, 1, hidden=H, dtype=dtype)
             th = thetas(model, 1, rng)
-            tdt = getattr(torch, dtype)
             cls = torch.nn.LSTM if name == "lstm" else torch.nn.GRU
-            rnn = cls(2, H, batch_first=True).to(tdt)
-            head = torch.nn.Linear(H, 1).to(tdt)
-            X = torch.tensor(np.asarray(split.X), dtype=tdt)
-            Y = torch.tensor(np.asarray(split.Y)[:, -1, :], dtype=tdt)
-
-            def torch_step(rnn=rnn, head=head, X=X, Y=Y):
-                rnn.zero_grad()
-                head.zero_grad()
-                out, _ = rnn(X)
-                loss = ((head(out[:, -1]) - Y) ** 2).mean()
-                loss.backward()
-                return loss
-
-            def ours(m=model, th=th):
-                return m.loss_and_grad(th, split, "mse")
-
-            t_ours, t_torch, ratio = paired(ours, torch_step, reps, na=5, nb=5)
+            rnn = cls(2, H, batch_first=True)
+            t_ours, t_torch, ratio = bptt_vs_torch(model, th, split, rnn, dtype, reps)
             tab.add(f"1. one BPTT step H=32 {name} / PyTorch nn.{name.upper()} ({dtype})", ratio)
             tab.note(f"   ours {t_ours * 1e3:.2f} ms, PyTorch {t_torch * 1e3:.2f} ms")
 
@@ -124,12 +102,7 @@ def bench_vs_elman(tab: Table, reps: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> Table:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
-    args = parser.parse_args(argv)
-    reps = 5 if args.quick else 15
-    print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}")
-    print(f"  {'benchmark':<66} {'ratio':>9} {'target':>8} {'met':>4}")
+    quick, reps = _common.bench_options(__doc__.splitlines()[0], argv, torch)
     tab = Table()
     bench_vs_torch(tab, reps)
     bench_forward_floor(tab, reps)

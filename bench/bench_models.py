@@ -17,42 +17,17 @@ synthetic arrays of the same shapes.  PyTorch rows are skipped when ``import tor
 
 from __future__ import annotations
 
-import argparse
-import statistics
-import time
-from collections.abc import Callable
 from types import SimpleNamespace
 
 import _common  # first: one BLAS thread, the repository on sys.path
 import numpy as np
+from _common import Table, paired
 
 from suite.models import make_model
 
 _common.limit_blas_threads()
 
-try:  # optional
-    import torch
-
-    torch.set_num_threads(1)
-except ImportError:  # pragma: no cover - environment dependent
-    torch = None
-
-
-def paired(fa: Callable[[], object], fb: Callable[[], object], repeats: int, na=1, nb=1):
-    """Median over ``repeats`` of time(fa) / time(fb), each the mean of ``na`` / ``nb`` calls,
-    measured alternately so that both see the same machine load (after one warm-up each).
-    Returns (median time of fa, median time of fb, median ratio)."""
-    fa()
-    fb()
-    ta, tb = [], []
-    for _ in range(repeats):
-        for fn, n, out in ((fa, na, ta), (fb, nb, tb)):
-            t0 = time.perf_counter()
-            for _ in range(n):
-                fn()
-            out.append((time.perf_counter() - t0) / n)
-    ratio = statistics.median(a / b for a, b in zip(ta, tb, strict=True))
-    return statistics.median(ta), statistics.median(tb), ratio
+torch = _common.optional_torch()
 
 
 def adding_split(T: int, B: int, rng: np.random.Generator):
@@ -81,19 +56,6 @@ def cliff_split(T: int):
 
 def thetas(model, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.stack([model.init(rng) for _ in range(n)])
-
-
-class Table:
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, str, str, str]] = []
-
-    def add(self, name: str, value: float, target: str = "", ok: bool | None = None) -> None:
-        verdict = "" if ok is None else ("yes" if ok else "NO")
-        self.rows.append((name, f"{value:.3g}", target, verdict))
-        print(f"  {name:<66} {value:>9.3g} {target:>8} {verdict:>4}", flush=True)
-
-    def note(self, text: str) -> None:
-        print(f"  {text}", flush=True)
 
 
 # ----------------------------------------------------------------------------- benchmarks
@@ -187,6 +149,31 @@ def bench_multistart(tab: Table, reps: int, quick: bool) -> None:
         )
 
 
+def bptt_vs_torch(model, th: np.ndarray, split, rnn, dtype: str, reps: int):
+    """One BPTT step of ``model`` at ``th`` (``loss_and_grad``, squared error of the last step)
+    against the PyTorch ``rnn`` (``batch_first``) + ``nn.Linear`` read-out, forward and autograd
+    backward on the same data and loss, both in ``dtype``; 5 calls per measurement. Returns
+    :func:`_common.paired`'s (time of ours, time of PyTorch, median ratio)."""
+    tdt = getattr(torch, dtype)
+    rnn = rnn.to(tdt)
+    head = torch.nn.Linear(model.hidden, 1).to(tdt)
+    X = torch.tensor(np.asarray(split.X), dtype=tdt)
+    Y = torch.tensor(np.asarray(split.Y)[:, -1, :], dtype=tdt)
+
+    def torch_step():
+        rnn.zero_grad()
+        head.zero_grad()
+        out, _ = rnn(X)
+        loss = ((head(out[:, -1]) - Y) ** 2).mean()
+        loss.backward()
+        return loss
+
+    def ours():
+        return model.loss_and_grad(th, split, "mse")
+
+    return paired(ours, torch_step, reps, na=5, nb=5)
+
+
 def bench_vs_torch_rnn(tab: Table, reps: int) -> None:
     if torch is None:
         tab.note("4. skipped: PyTorch is not importable")
@@ -197,24 +184,8 @@ def bench_vs_torch_rnn(tab: Table, reps: int) -> None:
     for dtype in ("float64", "float32"):
         model = make_model("elman", 2, 1, hidden=H, dtype=dtype)
         th = thetas(model, 1, rng)
-        tdt = getattr(torch, dtype)
-        rnn = torch.nn.RNN(2, H, batch_first=True, nonlinearity="tanh").to(tdt)
-        head = torch.nn.Linear(H, 1).to(tdt)
-        X = torch.tensor(np.asarray(split.X), dtype=tdt)
-        Y = torch.tensor(np.asarray(split.Y)[:, -1, :], dtype=tdt)
-
-        def torch_step(rnn=rnn, head=head, X=X, Y=Y):
-            rnn.zero_grad()
-            head.zero_grad()
-            out, _ = rnn(X)
-            loss = ((head(out[:, -1]) - Y) ** 2).mean()
-            loss.backward()
-            return loss
-
-        def ours(m=model, th=th):
-            return m.loss_and_grad(th, split, "mse")
-
-        t_ours, t_torch, ratio = paired(ours, torch_step, reps, na=5, nb=5)
+        rnn = torch.nn.RNN(2, H, batch_first=True, nonlinearity="tanh")
+        t_ours, t_torch, ratio = bptt_vs_torch(model, th, split, rnn, dtype, reps)
         name = f"4. one BPTT step H=32 / PyTorch nn.RNN + autograd ({dtype})"
         tab.add(name, ratio, "<= 0.35", ratio <= 0.35)
         tab.note(f"   ours {t_ours * 1e3:.2f} ms, PyTorch {t_torch * 1e3:.2f} ms")
@@ -242,16 +213,11 @@ def bench_backward_ratio(tab: Table, reps: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> Table:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke run)")
-    args = parser.parse_args(argv)
-    reps = 5 if args.quick else 15
-    print(f"numpy {np.__version__}, torch {torch.__version__ if torch else 'not installed'}")
-    print(f"  {'benchmark':<66} {'ratio':>9} {'target':>8} {'met':>4}")
+    quick, reps = _common.bench_options(__doc__.splitlines()[0], argv, torch)
     tab = Table()
-    bench_cliff_batch(tab, reps, args.quick)
+    bench_cliff_batch(tab, reps, quick)
     bench_forward_floor(tab, reps)
-    bench_multistart(tab, reps, args.quick)
+    bench_multistart(tab, reps, quick)
     bench_vs_torch_rnn(tab, reps)
     bench_backward_ratio(tab, reps)
     return tab

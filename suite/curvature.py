@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
@@ -30,7 +31,7 @@ __all__ = [
     "hessian_vector_products",
 ]
 
-GradFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+GradFn = Callable[[np.ndarray], tuple[Any, np.ndarray]]
 """``grad_fn(theta[N, P]) -> (L[N], G[N, P])``, e.g. ``problem.loss_and_grad``."""
 
 

@@ -134,7 +134,7 @@ def _trial_row(
     final = _num(record.get("final_train_loss"))
     success = bool(final <= target)
     fe_hit = seconds_hit = math.nan
-    hits = np.flatnonzero(trace["train_loss"] <= target) if len(trace["train_loss"]) else []
+    hits = np.flatnonzero(np.asarray(trace["train_loss"]) <= target)
     first_hit = record.get("first_hit")
     exact = False
     if isinstance(first_hit, dict) and "fe" in first_hit:  # exact, recorded by the Problem

@@ -82,6 +82,7 @@ import pandas as pd
 from scipy.signal import find_peaks
 from scipy.special import expit, logit
 
+from suite.curvature import GradFn
 from tasks.cliff import cliff_fixed_points, cliff_loss_grid
 
 __all__ = [
@@ -106,7 +107,6 @@ __all__ = [
 ]
 
 LossFn = Callable[[np.ndarray], np.ndarray]
-GradFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 # ----------------------------------------------------------------------------- directions

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import adding_problem
 
 from suite.cli import main
 from suite.kinds.load import load_experiment
@@ -214,7 +215,8 @@ def test_ctrl_c_on_a_process_pool_keeps_records_and_exits_130(tmp_path):
     assert sorted(trials["key"]) == stored and 2 <= len(stored) < 40
 
 
-MULTISTART = """
+MULTISTART = (
+    """
 name = "climulti"
 kind = "multistart"
 seed = 0
@@ -222,19 +224,16 @@ starts = 4
 chunk = 4
 tdnn_twin = true
 
-[[problems]]
-task = "adding"
-seq_len = 5
-hidden = 2
-n_train = 16
-n_test = 16
-
+"""
+    + adding_problem(hidden=2)
+    + """
 [[methods]]
 name = "adam"
 lr = 0.01
 max_steps = 30
 polish_steps = 30
 """
+)
 
 LANDSCAPE_WITH_CLIFF = """
 name = "clicliff"

@@ -19,10 +19,10 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import normalised_records
 
 from suite.kinds.load import experiment_from_dict
 from suite.runner import run_experiment
-from suite.store import load_results
 
 pytestmark = [
     pytest.mark.skipif(
@@ -47,18 +47,6 @@ SPEC = {
 def _dask_cli() -> list[str]:
     exe = shutil.which("dask", path=str(Path(sys.executable).parent))
     return [exe] if exe else [sys.executable, "-m", "distributed.cli.dask_spec"]
-
-
-def _normalised(directory: Path) -> dict:
-    """Records by key without what may differ between executors (times, memory, provenance)."""
-    out = {}
-    for r in load_results(directory).records("trial"):
-        r = dict(r)
-        for name in ("time", "peak_mem_mb", "provenance"):
-            r.pop(name)
-        r["trace"] = {k: v for k, v in r["trace"].items() if k != "seconds"}
-        out[r["key"]] = r
-    return out
 
 
 def _wait_for(predicate, timeout: float, what: str) -> None:
@@ -154,9 +142,9 @@ def test_remote_workers_survive_a_killed_worker(tmp_path):
         assert summary.completed == len(exp) and summary.pending == 0, summary
         assert not summary.lost and not summary.failed
         assert at_kill[0] < len(exp)  # killed with trials still to run
-        one = _normalised(tmp_path / "one" / "cluster")
+        one = normalised_records(tmp_path / "one" / "cluster")
         assert len(one) == len(exp)
-        assert _normalised(tmp_path / "cluster" / "cluster") == one
+        assert normalised_records(tmp_path / "cluster" / "cluster") == one
     finally:
         for proc in reversed(procs):
             if proc.poll() is None:

@@ -18,43 +18,37 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 import pytest
+from helpers import adding_problem
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+
+from suite.report.style import FAMILY_MEMBERS
 
 MAX_WIDTH_PX = 2400
 MAX_DECADES = 12.0
 
-SPEED = """
+SPEED = (
+    """
 name = "speed"
 seeds = 2
 budget = {{ fe = 3e3 }}
 
-[[problems]]
-task = "adding"
-seq_len = 5
-hidden = 3
-n_train = 16
-n_test = 16
-
+"""
+    + adding_problem(hidden=3)
+    + """
 [[problems]]
 task = "cliff"
 
 {optimizers}
 """
+)
 
 OPTIMIZERS = (
-    "adam",
-    "sgd",
-    "momentum",
+    *FAMILY_MEMBERS["gradient"],
     "cmaes",
     "sep-cmaes",
-    "random-search",
-    "scipy-lbfgsb",
-    "scipy-bfgs",
-    "scipy-cg",
-    "scipy-nelder-mead",
-    "scipy-powell",
-    "scipy-de",
+    *FAMILY_MEMBERS["random"],
+    *(name for name in FAMILY_MEMBERS["scipy"] if name != "scipy-dual-annealing"),
 )
 
 

@@ -17,18 +17,24 @@ the read-out ``nn.Linear(H, O)`` gets ``weight = W_o``, ``bias = c``.
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from helpers import (
+    check_extreme_rows,
+    fd_grad,
+    online_pass,
+    random_split,
+    rel_err,
+    thetas,
+    window_start,
+)
 
 import tasks
 from suite.models import (
     MODELS,
     Model,
-    OnlineState,
     make_model,
     matched_hidden,
     model_names,
@@ -48,24 +54,7 @@ def make(name: str, **extra):
 
 
 def make_split(rng, kind: str, mask: str, b=B, t=T, n_in=I, n_out=O):
-    """Random data; mask "partial": random 0/1 with no loss at the last step; "last": only the
-    last step counts."""
-    X = rng.normal(size=(b, t, n_in))
-    Y = rng.normal(size=(b, t, n_out))
-    if kind == "bce":
-        Y = (Y > 0).astype(float)
-    if mask == "partial":
-        M = (rng.random((b, t)) < 0.5).astype(float)
-        M[:, -1] = 0.0
-        M[0, 0] = M[1, t - 2] = 1.0
-    else:
-        M = np.zeros((b, t))
-        M[:, -1] = 1.0
-    return SimpleNamespace(X=X, Y=Y, M=M)
-
-
-def thetas(model, rng, n: int) -> np.ndarray:
-    return np.stack([model.init(rng) + 0.3 * rng.normal(size=model.dim) for _ in range(n)])
+    return random_split(rng, kind, mask, b, t, n_in, n_out)
 
 
 # ----------------------------------------------------------------------------- reference
@@ -137,23 +126,6 @@ class Ref:
                 terms = (z - Y[b, s]) ** 2 if kind == "mse" else np.logaddexp(0, z) - Y[b, s] * z
                 total += M[b, s] * terms.sum()
         return total / (Y.shape[2] * M.sum())
-
-
-def fd_grad(f, theta, eps=1e-6):
-    g = np.zeros_like(theta)
-    for i in range(theta.size):
-        e = np.zeros_like(theta)
-        e[i] = eps
-        g[i] = (f(theta + e) - f(theta - e)) / (2 * eps)
-    return g
-
-
-def rel_err(a, b) -> float:
-    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
-
-
-def window_start(k):
-    return (lambda s: 0) if k is None else (lambda s: max(0, s - k + 1))
 
 
 # ----------------------------------------------------------------------------- layout, forward
@@ -302,30 +274,11 @@ def test_extreme_rows_are_non_finite_without_warnings_and_do_not_leak(name):
     rng = np.random.default_rng(9)
     model = make(name)
     split = make_split(rng, "mse", "partial")
-    good = thetas(model, rng, 1)
-    th = np.concatenate([good, np.full((1, model.dim), 1e200), np.full((1, model.dim), np.nan)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        L, G = model.loss_and_grad(th, split, "mse")
-        L_t = model.loss(th, split, "mse")
-    assert np.isnan(L[2]) and np.isnan(L_t[2]) and not np.isfinite(G[2]).any()
-    L1, G1 = model.loss_and_grad(good, split, "mse")
-    np.testing.assert_allclose(L[0], L1[0], rtol=1e-12)
-    np.testing.assert_allclose(G[0], G1[0], rtol=1e-12, atol=1e-15)
+    check_extreme_rows(model, split, rng)
     assert model.loss_and_grad(np.zeros((0, model.dim)), split, "mse")[1].shape == (0, model.dim)
 
 
 # ----------------------------------------------------------------------------- online BPTT(h; h')
-
-
-def online_pass(model, theta, split, kind, h, h_prime):
-    state = model.online_init(split)
-    assert isinstance(state, OnlineState) and not state.done
-    out = []
-    while not state.done:
-        loss, weight, g, state = model.online_chunk(theta, split, kind, state, h, h_prime)
-        out.append((loss, weight, g, state.last_fwd_steps, state.last_bwd_steps))
-    return out
 
 
 @pytest.mark.parametrize("name", GATED)

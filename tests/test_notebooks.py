@@ -16,23 +16,21 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from helpers import adding_problem
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "claims.ipynb"
 EXPERIMENTS = ("speed", "truncation", "optima", "landscape", "scaling")
 
-COMPARE = """
+COMPARE = (
+    """
 name = "{name}"
 seeds = 3
 budget = {{ fe = 2e4 }}
 
-[[problems]]
-task = "adding"
-seq_len = 5
-hidden = 3
-n_train = 16
-n_test = 16
-
+"""
+    + adding_problem(hidden=3)
+    + """
 [[optimizers]]
 name = "adam"
 lr = 0.03
@@ -40,8 +38,10 @@ lr = 0.03
 [[optimizers]]
 name = "random-search"
 """
+)
 
-OPTIMA = """
+OPTIMA = (
+    """
 name = "optima"
 kind = "multistart"
 seed = 0
@@ -49,19 +49,16 @@ starts = 6
 chunk = 6
 tdnn_twin = true
 
-[[problems]]
-task = "adding"
-seq_len = 5
-hidden = 2
-n_train = 16
-n_test = 16
-
+"""
+    + adding_problem(hidden=2)
+    + """
 [[methods]]
 name = "adam"
 lr = 0.03
 max_steps = 40
 polish_steps = 40
 """
+)
 
 LANDSCAPE = """
 name = "landscape"

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers import adding_problem, normalised_records
 
 from suite.experiment import ExperimentError
 from suite.kinds import KINDS, Kind, register_kind
@@ -65,14 +66,7 @@ class Interrupt(Optimizer):
         raise KeyboardInterrupt
 '''
 
-PROBLEM = """
-[[problems]]
-task = "adding"
-seq_len = 5
-hidden = 3
-n_train = 16
-n_test = 16
-"""
+PROBLEM = "\n" + adding_problem(hidden=3)
 
 
 @pytest.fixture(scope="module")
@@ -101,18 +95,6 @@ lr = 1e6
 [[optimizers]]
 name = "test-runner-raiser"
 """
-
-
-def normalised(directory: Path) -> dict:
-    """Records by key without what may differ between executors (times, memory, provenance)."""
-    out = {}
-    for r in load_results(directory).records("trial"):
-        r = dict(r)
-        for name in ("time", "peak_mem_mb", "provenance"):
-            r.pop(name)
-        r["trace"] = {k: v for k, v in r["trace"].items() if k != "seconds"}
-        out[r["key"]] = r
-    return out
 
 
 def test_statuses_errors_divergence_and_resume(tmp_path, plugin):
@@ -162,7 +144,10 @@ def test_processes_match_in_process(tmp_path, plugin):
     run_experiment(path, out=tmp_path / "one", jobs=1, plugins=[plugin], progress=False)
     summary = run_experiment(path, out=tmp_path / "two", jobs=2, plugins=[plugin], progress=False)
     assert summary.executor == "2 processes" and summary.completed == 8
-    one, two = normalised(tmp_path / "one" / "rt"), normalised(tmp_path / "two" / "rt")
+    one, two = (
+        normalised_records(tmp_path / "one" / "rt"),
+        normalised_records(tmp_path / "two" / "rt"),
+    )
     assert len(one) == 8 and one == two
     assert not multiprocessing.active_children()
 
@@ -177,7 +162,9 @@ def test_dask_local_cluster_matches_in_process(tmp_path, plugin):
         path, out=tmp_path / "dask", jobs=2, dask="local", plugins=[plugin], progress=False
     )
     assert summary.executor.startswith("dask") and summary.completed == 8
-    assert normalised(tmp_path / "one" / "rt") == normalised(tmp_path / "dask" / "rt")
+    assert normalised_records(tmp_path / "one" / "rt") == normalised_records(
+        tmp_path / "dask" / "rt"
+    )
 
 
 def test_dead_worker_costs_only_its_unit(tmp_path, plugin):

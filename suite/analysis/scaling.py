@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from suite.analysis.metrics import time_to_target
-from suite.analysis.verdicts.c1 import ert_ratio, group_of
+from suite.analysis.verdicts.c1 import ert_ratio, paired_runs
 from suite.optimizers.cmaes import default_popsize
 
 SCALING_COLUMNS = [
@@ -56,18 +56,7 @@ def scaling_ratios(
     rows = []
     for problem, g in hits.groupby("problem", sort=False):
         seeds = np.array(sorted(g["seed"].unique()))
-        per: dict[str, dict] = {}
-        for opt, o in g.groupby("optimizer", sort=False):
-            o = o.set_index("seed").reindex(seeds)
-            if o["hit"].isna().any():
-                continue
-            hit = o["hit"].to_numpy(dtype=bool)
-            per[str(opt)] = {
-                "hit": hit,
-                "fe": np.where(hit, o["fe"], o["spent_fe"]).astype(float),
-                "s": np.where(hit, o["seconds"], o["spent_seconds"]).astype(float),
-                "group": group_of(o["family"].iloc[0], o["tags"].iloc[0]),
-            }
+        per = paired_runs(g, seeds)
         first = g.iloc[0]
         for a, A in per.items():
             if A["group"] == "black-box":

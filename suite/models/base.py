@@ -136,10 +136,11 @@ def _scratch(name: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """
     key = (name, np.dtype(dtype))
     size = math.prod(shape)
-    buf = _SCRATCH.__dict__.get(key)
+    buffers: dict[tuple[str, np.dtype], np.ndarray] = _SCRATCH.__dict__.setdefault("buffers", {})
+    buf = buffers.get(key)
     if buf is None or buf.size < size:
         buf = np.empty(size, dtype)
-        _SCRATCH.__dict__[key] = buf
+        buffers[key] = buf
     return buf[:size].reshape(shape)
 
 
@@ -413,7 +414,7 @@ def make_model(name: str, n_in: int, n_out: int, **options: Any) -> Model:
     """
     cls = MODELS.get(name)
     resolved = check_params(f"model {name!r}", param_specs(cls.Options), options)
-    return cls(n_in, n_out, **resolved)
+    return cls(n_in, n_out, **resolved)  # type: ignore[call-arg]  # subclasses take options
 
 
 def matched_hidden(

@@ -80,7 +80,6 @@ from suite.models.base import (
     _dtype_option,
     _flat,
     _int_option,
-    _loss_sums,
     _quiet,
     _scratch,
     register_model,
@@ -319,24 +318,20 @@ class _Gated(_Recurrent):
     # --- public methods
     def _loss_and_grad(self, theta, data, kind, truncate):
         E, Wo, c = self._weights(theta)
-        steps, last = data.steps, data.last
+        last = data.last
         XC = self._columns(data.X[:, :last])
         N, B = theta.shape[0], XC.shape[2]
         V = self._new_states(N, XC, scratch=True)
         G, C = self._caches(N, last, B, scratch=True)
         self._unroll(E, V, G, C, 0, last)
-        HS = V[:, steps + 1, : self.hidden]
-        Z = self._readout(Wo, c, HS)
-        S, dZ = _loss_sums(Z, self._at(data.Y, steps), self._at(data.M, steps), kind)
-        norm = self.n_out * data.weight
-        dZ = (dZ / norm).astype(self.dtype)
-        dH = self._readout_back(Wo, dZ)
-        if truncate is None or truncate >= last:
-            dE = self._bptt(E, V, G, C, dH, steps, 0, last)
-        else:
-            times, dA = self._window_bptt(E, V, G, C, dH, steps, truncate)
-            dE = self._dW(dA, V[:, times])
-        return S / norm, self._gradient(dE, dZ, HS)
+
+        def backward(dH, steps, lo, hi):
+            return self._bptt(E, V, G, C, dH, steps, lo, hi)
+
+        def window(dH, steps, k):
+            return self._window_bptt(E, V, G, C, dH, steps, k)
+
+        return self._batch_result(V, Wo, c, data, kind, truncate, backward, window)
 
     def online_init(self, split: Any) -> OnlineState:
         data = self._data(split)
@@ -355,23 +350,11 @@ class _Gated(_Recurrent):
         t1 = min(state.n_steps, t0 + h_prime)
         V[:, t0:t1, H : H + I] = self._columns(X[:, t0:t1])
         self._unroll(E, V, G, C, t0, t1)
-        state.t = t1
-        state.last_fwd_steps = state.n_seq * (t1 - t0)
-        steps = t0 + np.flatnonzero(M[:, t0:t1].any(axis=0))
-        if steps.size == 0:
-            state.last_bwd_steps = 0
-            return 0.0, 0.0, np.zeros(self.dim), state
-        HS = V[:, steps + 1, :H]
-        Z = self._readout(Wo, c, HS)
-        Ms = self._at(M, steps)
-        S, dZ = _loss_sums(Z, self._at(Y, steps), Ms, kind)
-        dZ = (dZ / (self.n_out * state.total_weight)).astype(self.dtype)
-        lo, hi = max(0, t1 - h), int(steps[-1]) + 1
-        dE = self._bptt(E, V, G, C, self._readout_back(Wo, dZ), steps, lo, hi)
-        G0 = self._gradient(dE, dZ, HS)
-        state.last_bwd_steps = state.n_seq * (hi - lo)
-        weight = float(Ms.sum())
-        return float(S[0]) / (self.n_out * weight), weight, G0[0], state
+
+        def backward(dH, steps, lo, hi):
+            return self._bptt(E, V, G, C, dH, steps, lo, hi)
+
+        return self._chunk_result(V, Y, M, Wo, c, kind, state, t0, t1, h, backward)
 
 
 def _sig_prime(s):

@@ -221,10 +221,25 @@ class _Recurrent(Model):
 
     def _loss_and_grad(self, theta, data, kind, truncate):
         W, Wo, c = self._weights(theta)
-        steps, last = data.steps, data.last
+        last = data.last
         XC = self._columns(data.X[:, :last])
         V = self._new_states(theta.shape[0], XC, scratch=True)
         self._run(W, V, 0, last)
+
+        def backward(dH, steps, lo, hi):
+            return self._backward(W, V, dH, steps, lo, hi)
+
+        def window(dH, steps, k):
+            return self._window_backward(W, V, dH, steps, k)
+
+        return self._batch_result(V, Wo, c, data, kind, truncate, backward, window)
+
+    def _batch_result(self, V, Wo, c, data, kind, truncate, backward, window):
+        """The end of ``_loss_and_grad`` once the forward pass has filled the states ``V``: the
+        loss terms' read-out and loss, then their gradient, by ``backward(dH, steps, lo, hi) ->
+        dW`` through every step when ``truncate`` cuts no loss term, else by the truncated
+        ``window(dH, steps, truncate) -> (times, dA)``. Returns (losses, gradients)."""
+        steps, last = data.steps, data.last
         HS = V[:, steps + 1, : self.hidden]
         Z = self._readout(Wo, c, HS)
         S, dZ = _loss_sums(Z, self._at(data.Y, steps), self._at(data.M, steps), kind)
@@ -232,9 +247,9 @@ class _Recurrent(Model):
         dZ = (dZ / norm).astype(self.dtype)
         dH = self._readout_back(Wo, dZ)
         if truncate is None or truncate >= last:  # no loss term is cut: standard BPTT
-            dW = self._backward(W, V, dH, steps, 0, last)
+            dW = backward(dH, steps, 0, last)
         else:
-            times, dA = self._window_backward(W, V, dH, steps, truncate)
+            times, dA = window(dH, steps, truncate)
             dW = self._dW(dA, V[:, times])
         return S / norm, self._gradient(dW, dZ, HS)
 
@@ -277,6 +292,18 @@ class _Recurrent(Model):
         t1 = min(state.n_steps, t0 + h_prime)
         V[:, t0:t1, H : H + I] = self._columns(X[:, t0:t1])
         self._run(W, V, t0, t1)
+
+        def backward(dH, steps, lo, hi):
+            return self._backward(W, V, dH, steps, lo, hi)
+
+        return self._chunk_result(V, Y, M, Wo, c, kind, state, t0, t1, h, backward)
+
+    def _chunk_result(self, V, Y, M, Wo, c, kind, state, t0, t1, h, backward):
+        """The end of ``online_chunk`` once steps t0 .. t1 - 1 have run forward into ``V``:
+        advance ``state``, take the chunk's loss terms, back-propagate them with
+        ``backward(dH, steps, lo, hi) -> dW`` through steps max(0, t1 - h) .. s_max and return
+        (mean loss of the chunk's terms, their mask weight, gradient, state)."""
+        H = self.hidden
         state.t = t1
         state.last_fwd_steps = state.n_seq * (t1 - t0)
         steps = t0 + np.flatnonzero(M[:, t0:t1].any(axis=0))
@@ -289,7 +316,7 @@ class _Recurrent(Model):
         S, dZ = _loss_sums(Z, self._at(Y, steps), Ms, kind)
         dZ = (dZ / (self.n_out * state.total_weight)).astype(self.dtype)
         lo, hi = max(0, t1 - h), int(steps[-1]) + 1
-        dW = self._backward(W, V, self._readout_back(Wo, dZ), steps, lo, hi)
+        dW = backward(self._readout_back(Wo, dZ), steps, lo, hi)
         G = self._gradient(dW, dZ, HS)
         state.last_bwd_steps = state.n_seq * (hi - lo)
         weight = float(Ms.sum())

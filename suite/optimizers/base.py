@@ -327,3 +327,11 @@ def set_stop_reason(problem: ProblemLike, reason: str) -> None:
     setter = getattr(problem, "set_stop_reason", None)
     if setter is not None:
         setter(reason)
+
+
+def check_batch_size(batch_size: int | None, problem: ProblemLike) -> None:
+    """Refuse a minibatch larger than the training set (``None``: full batch, always fine)."""
+    if batch_size is not None and batch_size > problem.n_train:
+        raise ValueError(
+            f"batch_size={batch_size} exceeds the {problem.n_train} training sequences"
+        )

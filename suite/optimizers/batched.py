@@ -48,7 +48,7 @@ import numpy as np
 from suite.curvature import hessian_fd
 from suite.optimizers.batched_method import Method
 from suite.optimizers.linesearch import lbfgs, newton
-from suite.optimizers.updates import apply_updates, row_norm, take_rows
+from suite.optimizers.updates import Transform, apply_updates, row_norm, take_rows
 
 STATUSES: tuple[str, ...] = ("converged", "max_steps", "diverged")
 
@@ -300,6 +300,29 @@ def _method_phase(
     return active
 
 
+def _rule_step(
+    charger: Charger,
+    rule: Transform,
+    state: Any,
+    active: np.ndarray,
+    theta: np.ndarray,
+    L: np.ndarray,
+    G: np.ndarray,
+    **extra: Any,
+) -> tuple[np.ndarray, Any]:
+    """One step of a line-search ``rule`` (lbfgs, newton) on the rows ``active`` at ``theta``
+    with losses ``L`` and gradients ``G``; the line search's trial points of row positions
+    ``pos`` are evaluated on (and charged to) the rows ``active[pos]``. Returns (step, state)."""
+    return rule.update(
+        G,
+        state,
+        theta[active],
+        value=L,
+        value_and_grad=lambda pos, x: charger.loss_and_grad(active[pos], x),
+        **extra,
+    )
+
+
 def _lbfgs_phase(
     charger: Charger,
     theta: np.ndarray,
@@ -326,14 +349,7 @@ def _lbfgs_phase(
     for _ in range(method.polish_steps):
         if active.size == 0:
             break
-        rows = active
-        u, state = rule.update(
-            G,
-            state,
-            theta[rows],
-            value=L,
-            value_and_grad=lambda pos, x, rows=rows: charger.loss_and_grad(rows[pos], x),
-        )
+        u, state = _rule_step(charger, rule, state, active, theta, L, G)
         accepted = state.search.accepted
         out.polish_steps[active] += 1
         acc = np.flatnonzero(accepted)
@@ -378,15 +394,7 @@ def _newton_phase(
             max_rows=max(charger.rows_per_call(None), 2 * p),
         )
         charger.fe[active] += (charger.problem.counters.fe - before) / active.size
-        rows = active
-        u, state = rule.update(
-            G,
-            state,
-            theta[rows],
-            value=L,
-            value_and_grad=lambda pos, x, rows=rows: charger.loss_and_grad(rows[pos], x),
-            hessian=H,
-        )
+        u, state = _rule_step(charger, rule, state, active, theta, L, G, hessian=H)
         acc = np.flatnonzero(state.search.accepted)
         rows = active[acc]
         theta[rows] += u[acc]

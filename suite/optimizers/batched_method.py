@@ -157,7 +157,9 @@ class Method:
 
     def rule(self) -> Transform:
         """The update rule: the registered optimizer's ``transform()`` (clipping included)."""
-        return get_optimizer(self.name, **self.params).transform()
+        optimizer = get_optimizer(self.name, **self.params)
+        assert isinstance(optimizer, GradientDescent)  # checked when the Method was made
+        return optimizer.transform()
 
     def _fields(self) -> dict[str, Any]:
         """Hyper-parameters and trainer parameters in display order (legacy order first)."""

@@ -31,6 +31,7 @@ from suite.optimizers.base import (
     ProblemLike,
     at_least,
     between,
+    check_batch_size,
     greater_than,
     set_stop_reason,
 )
@@ -69,10 +70,7 @@ class GradientDescent(Optimizer):
         self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         """Take gradient steps until the budget, ``max_steps`` or ``gtol`` stops them."""
-        if self.batch_size is not None and self.batch_size > problem.n_train:
-            raise ValueError(
-                f"batch_size={self.batch_size} exceeds the {problem.n_train} training sequences"
-            )
+        check_batch_size(self.batch_size, problem)
         tx = self.transform()
         theta = np.array(x0, dtype=np.float64, copy=True)
         state = tx.init(theta)

@@ -199,9 +199,7 @@ def lbfgs_rows(
             lv, gv = grad_fn(x)
             return np.atleast_1d(np.asarray(lv, dtype=np.float64)), np.asarray(gv, float)
 
-        u, state = rule.update(  # type: ignore[call-arg]  # keyword-only line-search inputs
-            G, state, theta[active], value=L, value_and_grad=vg
-        )
+        u, state = rule.update(G, state, theta[active], value=L, value_and_grad=vg)
         acc = np.flatnonzero(state.search.accepted)
         theta[active[acc]] += u[acc]
         L[acc], G[acc] = state.search.value[acc], state.search.grad[acc]

@@ -97,24 +97,6 @@ def _loss_and_grad(problem: ProblemLike):
 _GRAD_CONSTRAINTS = {"gtol": at_least(0), "max_iter": at_least(1)}
 
 
-def _minimize_unbounded(
-    problem: ProblemLike, x0: np.ndarray, method: str, gtol: float, max_iter: int | None
-) -> np.ndarray:
-    """Run scipy's unbounded gradient ``method`` ("BFGS" or "CG") on the exact BPTT gradient.
-
-    Stops at ``max |g_i| <= gtol`` (``norm=inf``) or after ``max_iter`` iterations (none when
-    None); the stop message goes to ``problem.set_stop_reason``.
-    """
-    res = scipy.optimize.minimize(
-        _loss_and_grad(problem),
-        np.array(x0, dtype=np.float64),
-        jac=True,
-        method=method,
-        options={"gtol": gtol, "norm": np.inf, "maxiter": _cap(max_iter)},
-    )
-    return _record(problem, method, res)
-
-
 @register_optimizer("scipy-lbfgsb", family="scipy")
 @dataclass(frozen=True)
 class ScipyLBFGSB(Optimizer):
@@ -154,38 +136,49 @@ class ScipyLBFGSB(Optimizer):
         return _record(problem, "L-BFGS-B", res)
 
 
-@register_optimizer("scipy-bfgs", family="scipy")
 @dataclass(frozen=True)
-class ScipyBFGS(Optimizer):
-    """BFGS (scipy.optimize.minimize) on the exact BPTT gradient."""
+class _ScipyUnbounded(Optimizer):
+    """Scipy's unbounded gradient ``method`` ("BFGS" or "CG") on the exact BPTT gradient.
+
+    Stops at ``max |g_i| <= gtol`` (``norm=inf``) or after ``max_iter`` iterations (none when
+    None); the stop message goes to ``problem.set_stop_reason``. Not registered: each
+    subclass sets ``method``.
+    """
 
     gtol: float = 1e-6
     max_iter: int | None = None
 
+    method: ClassVar[str]
     tags: ClassVar[frozenset[str]] = frozenset({"gradient", "deterministic"})
     constraints: ClassVar[dict] = _GRAD_CONSTRAINTS
 
     def minimize(
         self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
-        return _minimize_unbounded(problem, x0, "BFGS", self.gtol, self.max_iter)
+        res = scipy.optimize.minimize(
+            _loss_and_grad(problem),
+            np.array(x0, dtype=np.float64),
+            jac=True,
+            method=self.method,
+            options={"gtol": self.gtol, "norm": np.inf, "maxiter": _cap(self.max_iter)},
+        )
+        return _record(problem, self.method, res)
+
+
+@register_optimizer("scipy-bfgs", family="scipy")
+@dataclass(frozen=True)
+class ScipyBFGS(_ScipyUnbounded):
+    """BFGS (scipy.optimize.minimize) on the exact BPTT gradient."""
+
+    method: ClassVar[str] = "BFGS"
 
 
 @register_optimizer("scipy-cg", family="scipy")
 @dataclass(frozen=True)
-class ScipyCG(Optimizer):
+class ScipyCG(_ScipyUnbounded):
     """Polak-Ribiere nonlinear conjugate gradient (scipy.optimize.minimize) on BPTT."""
 
-    gtol: float = 1e-6
-    max_iter: int | None = None
-
-    tags: ClassVar[frozenset[str]] = frozenset({"gradient", "deterministic"})
-    constraints: ClassVar[dict] = _GRAD_CONSTRAINTS
-
-    def minimize(
-        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
-    ) -> np.ndarray:
-        return _minimize_unbounded(problem, x0, "CG", self.gtol, self.max_iter)
+    method: ClassVar[str] = "CG"
 
 
 @register_optimizer("scipy-nelder-mead", family="scipy")

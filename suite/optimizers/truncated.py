@@ -34,6 +34,7 @@ from suite.optimizers.base import (
     ProblemLike,
     at_least,
     between,
+    check_batch_size,
     greater_than,
     one_of,
     set_stop_reason,
@@ -85,10 +86,7 @@ class TBPTT(Optimizer):
         self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         """Run online passes over the training data, one update per chunk of ``h'`` steps."""
-        if self.batch_size is not None and self.batch_size > problem.n_train:
-            raise ValueError(
-                f"batch_size={self.batch_size} exceeds the {problem.n_train} training sequences"
-            )
+        check_batch_size(self.batch_size, problem)
         h_prime = self.h if self.h_prime is None else self.h_prime
         tx = make_rule(
             self.rule,

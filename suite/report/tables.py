@@ -416,7 +416,7 @@ def fixed_budget_table(
         tr = trace[trace["problem"] == problem]
         if tr.empty or not np.isfinite(budget) or budget <= 0:
             continue
-        fb = profiles.fixed_budget(tr, f * budget)
+        fb = profiles.fixed_budget(tr, (f * budget).tolist())
         loss = fb["train_loss"].astype(float).fillna(np.inf).clip(upper=_BIG)
         med = loss.groupby([fb["optimizer"], fb["budget"]], sort=False).median().unstack()
         med = med.where(med < _BIG / 10)

@@ -321,21 +321,36 @@ def _per_optimizer(trials: pd.DataFrame, trace: pd.DataFrame) -> dict[str, dict]
     out: dict[str, dict] = {}
     for problem, g in hits.groupby("problem", sort=False):
         seeds = np.array(sorted(g["seed"].unique()))
-        per: dict[str, dict] = {}
-        for opt, o in g.groupby("optimizer", sort=False):
-            o = o.set_index("seed").reindex(seeds)
-            if o["hit"].isna().any():  # an optimizer missing seeds cannot be paired
-                continue
-            hit = o["hit"].to_numpy(dtype=bool)
-            per[str(opt)] = {
-                "hit": hit,
-                "fe": np.where(hit, o["fe"], o["spent_fe"]).astype(float),
-                "s": np.where(hit, o["seconds"], o["spent_seconds"]).astype(float),
-                "loss": o["final_train_loss"].to_numpy(dtype=float),
-                "group": group_of(o["family"].iloc[0], o["tags"].iloc[0]),
-            }
-        out[str(problem)] = {"seeds": seeds, "per": per}
+        out[str(problem)] = {"seeds": seeds, "per": paired_runs(g, seeds, loss=True)}
     return out
+
+
+def paired_runs(g: pd.DataFrame, seeds: np.ndarray, loss: bool = False) -> dict[str, dict]:
+    """Each optimizer's runs on one problem, aligned on ``seeds`` for paired comparisons.
+
+    ``g`` holds one problem's :func:`~suite.analysis.metrics.time_to_target` rows merged with
+    the trials' ``family`` and ``tags`` (and ``final_train_loss`` when ``loss``). Returns
+    optimizer -> {"hit": reached the target, per seed; "fe" / "s": function evaluations /
+    seconds to the target, or spent in all when missed (an ERT numerator); "loss": final
+    training loss (with ``loss`` only); "group": :func:`group_of` the optimizer}. An optimizer
+    missing a seed is left out: it cannot be paired.
+    """
+    per: dict[str, dict] = {}
+    for opt, o in g.groupby("optimizer", sort=False):
+        o = o.set_index("seed").reindex(seeds)
+        if o["hit"].isna().any():
+            continue
+        hit = o["hit"].to_numpy(dtype=bool)
+        runs = {
+            "hit": hit,
+            "fe": np.where(hit, o["fe"], o["spent_fe"]).astype(float),
+            "s": np.where(hit, o["seconds"], o["spent_seconds"]).astype(float),
+        }
+        if loss:
+            runs["loss"] = o["final_train_loss"].to_numpy(dtype=float)
+        runs["group"] = group_of(o["family"].iloc[0], o["tags"].iloc[0])
+        per[str(opt)] = runs
+    return per
 
 
 def _fmt_effect(e: Effect) -> str:
