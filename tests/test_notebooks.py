@@ -205,7 +205,7 @@ def test_claims_notebook_on_stored_results(execute_notebook) -> None:
     text, markdown, images = outputs(cells)
     n = len(pd.read_csv(root_path / f"claims{suffix}" / "tables" / "verdicts.csv"))
     assert f"{n} of {n} verdicts agree" in text
-    assert images >= 5 and "**C4.**" in markdown
+    assert images >= 5 and "**C4a.**" in markdown and "**C4b.**" in markdown
     print(f"claims.ipynb on {root_path} ({profile}): {seconds:.1f} s")
 
 
