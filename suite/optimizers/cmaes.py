@@ -52,7 +52,10 @@ from typing import Any, ClassVar
 
 import cma
 import numpy as np
-from cma.evolution_strategy import get_CMASolutionDict
+
+# pycma's empty archive of sent solutions: the class ``get_CMASolutionDict(False)`` returns in
+# pycma 4; pycma 3.3 (the declared minimum) has the class but not that factory
+from cma.evolution_strategy import _CMASolutionDict_empty as EmptyArchive
 
 from suite.optimizers.base import Optimizer, ProblemLike, at_least, greater_than, set_stop_reason
 from suite.optimizers.registry import register_optimizer, register_variant
@@ -132,7 +135,7 @@ class CMAES(Optimizer):
             popsize = int(round(base * self.incpopsize**restart))
             es = cma.CMAEvolutionStrategy(x0, self.sigma0, self.options(problem, popsize, rng))
             if lean:
-                es.sent_solutions = get_CMASolutionDict(False)()
+                es.sent_solutions = EmptyArchive()
             while not es.stop():
                 X = es.ask()
                 losses = np.asarray(problem.loss(np.asarray(X)), dtype=np.float64)
