@@ -224,17 +224,27 @@ def _interval_rows(ax: Any, labels: list[str], value: Any, low: Any, high: Any, 
         ax.invert_yaxis()
 
 
+def _task_panels(
+    frame: pd.DataFrame, row_height: float
+) -> tuple[Figure, list[tuple[Any, str, pd.DataFrame]]]:
+    """One panel per task of ``frame`` (rows of interval plots, ``row_height`` inches per row):
+    the figure and ``(axes, task, the task's rows)`` per panel, in the frame's task order."""
+    tasks_ = list(dict.fromkeys(frame["task"]))
+    fig = Figure(
+        figsize=(7.5, row_height * len(frame) + 0.9 * len(tasks_) + 0.6), layout="constrained"
+    )
+    axes = fig.subplots(len(tasks_), 1, squeeze=False)[:, 0]
+    return fig, [(ax, t, frame[frame["task"] == t]) for ax, t in zip(axes, tasks_, strict=True)]
+
+
 @styled
 def plot_trap_rates(gating: pd.DataFrame) -> Figure:
     """C2's own measure: trap rate over all starts (10% margin) with its 95% interval, one row
     per task / architecture, the size (hidden units, parameters) in the label."""
     if gating.empty:
         return empty_figure("no Elman / gated studies")
-    tasks_ = list(dict.fromkeys(gating["task"]))
-    fig = Figure(figsize=(7.5, 0.32 * len(gating) + 0.9 * len(tasks_) + 0.6), layout="constrained")
-    axes = fig.subplots(len(tasks_), 1, squeeze=False)[:, 0]
-    for ax, task in zip(axes, tasks_, strict=True):
-        g = gating[gating["task"] == task]
+    fig, panels = _task_panels(gating, 0.32)
+    for ax, task, g in panels:
         labels = [
             f"{r.architecture} H={r.hidden} ({r.params} p; vs elman H={r.elman_hidden})"
             for r in g.itertuples()
@@ -256,7 +266,7 @@ def plot_trap_rates(gating: pd.DataFrame) -> Figure:
             )
         ax.set_xlim(-0.02, 1.02)
         ax.set_title(short_title(task, 80), fontsize=8)
-    axes[-1].set_xlabel("trap rate: stalled traps / all starts (10% margin), 95% bootstrap CI")
+    panels[-1][0].set_xlabel("trap rate: stalled traps / all starts (10% margin), 95% bootstrap CI")
     return fig
 
 
@@ -329,11 +339,8 @@ def plot_c3_design(pairs: pd.DataFrame) -> Figure:
     open: left out of the verdict. Sizes, parameters and windows in the labels."""
     if pairs.empty:
         return empty_figure("no RNN / TDNN pairs")
-    tasks_ = list(dict.fromkeys(pairs["task"]))
-    fig = Figure(figsize=(7.5, 0.26 * len(pairs) + 0.9 * len(tasks_) + 0.6), layout="constrained")
-    axes = fig.subplots(len(tasks_), 1, squeeze=False)[:, 0]
-    for ax, task in zip(axes, tasks_, strict=True):
-        g = pairs[pairs["task"] == task]
+    fig, panels = _task_panels(pairs, 0.26)
+    for ax, task, g in panels:
         labels = [
             f"elman H={r.rnn_hidden} ({r.rnn_params} p) - tdnn H={r.tdnn_hidden} "
             f"w={r.tdnn_window} ({r.tdnn_params} p)"
@@ -351,7 +358,7 @@ def plot_c3_design(pairs: pd.DataFrame) -> Figure:
             )
         ax.axvline(0, color="k", lw=0.8)
         ax.set_title(short_title(task, 80) + " (grey: not eligible)", fontsize=8)
-    axes[-1].set_xlabel("trap rate vs common reference, RNN - TDNN (95% paired bootstrap CI)")
+    panels[-1][0].set_xlabel("trap rate vs common reference, RNN - TDNN (95% paired bootstrap CI)")
     return fig
 
 
