@@ -184,6 +184,20 @@ def _sparse_ticks(v: float, _pos: object = None) -> str:
     )
 
 
+def _minor_labels(axis: Any) -> ticker.Formatter:
+    """Minor tick labels decided when the axis is drawn, from its final view: the 2x and 5x of
+    each decade under 1.5 decades (:func:`_sparse_ticks`), none over it (matplotlib's own
+    minor labels at 1.5-2 decades overlap in a narrow panel)."""
+
+    def fmt(v: float, _pos: object = None) -> str:
+        low, high = sorted(axis.get_view_interval())
+        if low <= 0 or np.log10(high / low) >= 1.5:
+            return ""
+        return _sparse_ticks(v)
+
+    return ticker.FuncFormatter(fmt)
+
+
 def _tidy_log(ax: Any) -> None:
     """Readable ticks on log axes: under one decade, about 5 evenly spaced plain numbers (0.16,
     not 1.6 x 10^-1); up to 1.5 decades, plain labels on the decades and their 2x and 5x; wider
@@ -200,8 +214,10 @@ def _tidy_log(ax: Any) -> None:
             axis.set_major_formatter(ticker.FuncFormatter(_plain_ticks))
         elif decades < 1.5:
             axis.set_major_formatter(ticker.FuncFormatter(_plain_ticks))
-            axis.set_minor_formatter(ticker.FuncFormatter(_sparse_ticks))
-        elif decades > 4:
+            axis.set_minor_formatter(_minor_labels(axis))
+        elif decades <= 4:  # the limits may still change before drawing: decide then
+            axis.set_minor_formatter(_minor_labels(axis))
+        else:
             # minor ticks of many decades cost seconds per figure and add nothing readable
             axis.set_major_locator(ticker.LogLocator(numticks=7))
             axis.set_minor_locator(ticker.NullLocator())
