@@ -143,7 +143,7 @@ def synthetic(i: int, rng_state: list[float]) -> dict:
             "evaluations": 2,
             "nonfinite": 0,
         },
-        "time": {"wall": 1.0, "cpu": 1.0, "inside_wall": 0.9, "inside_cpu": 0.9},
+        "time": {"wall": 1.0, "cpu": 1.0, "inside_wall": 0.9},
         "peak_mem_mb": 150.0,
         "trace": {
             "fe": fe,

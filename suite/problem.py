@@ -6,7 +6,7 @@ the problem, so every algorithm is measured the same way). The Problem
 * evaluates ``loss(theta)`` and ``loss_and_grad(theta, truncate=None)`` on one parameter vector
   ``theta[P]`` or a batch ``theta[N, P]`` (one vectorised pass);
 * counts forward and backward cell steps, loss and gradient calls, parameter rows evaluated,
-  and the wall and CPU time spent inside the model;
+  and the wall time spent inside the model, split by kind of call;
 * enforces the trial's :class:`Budget`, raising :class:`BudgetExhausted` at the call that would
   pass it; optimizers that plan with their budget read it (never change it) through
   ``budget``, ``remaining_fe()``, ``remaining_seconds()`` and ``fe_per_loss``;
@@ -34,111 +34,40 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 import tasks as tasks_pkg
+from suite.accounting import (
+    BWD_FE,
+    MAX_NONFINITE_STREAK,
+    Budget,
+    BudgetExhausted,
+    Counters,
+    Diverged,
+    GradientNotAllowed,
+    ProblemResult,
+    Trace,
+    all_finite,
+)
 from suite.models import make_model, model_options
 
-BWD_FE = 2.0
-"""Cost of one backward cell step, in forward-equivalents."""
-
-MAX_NONFINITE_STREAK = 50
-"""Consecutive calls whose every row is non-finite after which the trial counts as diverged."""
-
-
-class BudgetExhausted(Exception):
-    """Raised by the Problem at the call that would pass the trial's budget."""
-
-
-class Diverged(Exception):
-    """Raised when the optimizer hands in non-finite parameters or keeps producing NaN/inf."""
-
-
-class GradientNotAllowed(Exception):
-    """Raised when a gradient-free optimizer asks the Problem for a gradient."""
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A trial's budget: forward-equivalents and/or wall-clock seconds (``None`` = unlimited)."""
-
-    fe: float | None = None
-    seconds: float | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("fe", "seconds"):
-            value = getattr(self, name)
-            if value is not None and not (math.isfinite(value) and value > 0):
-                raise ValueError(f"budget {name} must be a positive finite number, got {value!r}")
-
-
-@dataclass
-class Counters:
-    """Cost spent inside the Problem since :meth:`Problem.start`.
-
-    Cost split (seconds of wall time): ``wall_loss`` / ``wall_grad`` are the model's time in
-    loss-only calls and in gradient calls (loss_and_grad, online chunks), so
-    ``wall_loss + wall_grad == wall_inside``; ``wall_calls`` is the time between entering and
-    leaving the Problem's evaluation methods, checkpoints excluded (model time plus the
-    Problem's own per-call work: shape checks, budget, incumbent); ``wall_checkpoint`` is the
-    time of checkpoint evaluations and of :meth:`Problem.finish`'s last evaluation.
-    """
-
-    fwd_steps: int = 0
-    bwd_steps: int = 0
-    loss_calls: int = 0
-    grad_calls: int = 0
-    evaluations: int = 0
-    nonfinite: int = 0
-    wall_inside: float = 0.0
-    cpu_inside: float = 0.0
-    wall_loss: float = 0.0
-    wall_grad: float = 0.0
-    wall_calls: float = 0.0
-    wall_checkpoint: float = 0.0
-
-    @property
-    def fe(self) -> float:
-        """Forward-equivalents: forward steps plus ``BWD_FE`` times backward steps."""
-        return self.fwd_steps + BWD_FE * self.bwd_steps
-
-    def as_dict(self) -> dict[str, float]:
-        """Plain-data view including ``fe``."""
-        return {**asdict(self), "fe": self.fe}
-
-
-@dataclass
-class Trace:
-    """Checkpoints of the incumbent on a log grid of cost (one list entry per checkpoint)."""
-
-    fe: list[float] = field(default_factory=list)
-    seconds: list[float] = field(default_factory=list)
-    evaluations: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    test_loss: list[float] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, list]:
-        """Plain-data view."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class ProblemResult:
-    """What a trial leaves behind: the incumbent, its losses, the cost and the trace."""
-
-    theta: np.ndarray
-    train_loss: float
-    test_loss: float
-    counters: dict[str, float]
-    trace: dict[str, list]
-    seconds: float
-    stop_reason: str | None
-    first_hit: dict[str, float] | None = None
-    """Cost when the incumbent first reached ``target_loss`` exactly (``fe``, ``seconds``,
-    ``evaluations`` at the end of the call that evaluated it; None if never)."""
+__all__ = [
+    "BWD_FE",
+    "MAX_NONFINITE_STREAK",
+    "Budget",
+    "BudgetExhausted",
+    "Counters",
+    "Diverged",
+    "GradientNotAllowed",
+    "OnlineSession",
+    "Problem",
+    "ProblemResult",
+    "Trace",
+    "make_problem",
+    "problem_from_spec",
+]
 
 
 class OnlineSession:
@@ -181,6 +110,7 @@ class Problem:
         self.n_train: int = int(dataset.train.X.shape[0])
         self.bounds: tuple[np.ndarray, np.ndarray] | None = getattr(model, "bounds", None)
         self._split_cache: dict[bytes, Any] = {}
+        self._steps_cache: dict[tuple[int, int | None], tuple[Any, Any, int, int]] = {}
         self.start()
 
     # ------------------------------------------------------------------ set-up
@@ -278,11 +208,11 @@ class Problem:
         try:
             rows, single = self._rows(theta)
             split = self._split(batch)
-            cost_fwd = rows.shape[0] * self.model.forward_steps(split)
+            cost_fwd = rows.shape[0] * self._steps(split, None)[0]
             self._check_budget(cost_fwd)
-            t_wall, t_cpu = time.perf_counter(), time.process_time()
+            t_wall = time.perf_counter()
             losses = np.asarray(self.model.loss(rows, split, self.kind), dtype=np.float64)
-            self._charge(t_wall, t_cpu, fwd=cost_fwd, bwd=0, rows=rows.shape[0], grad=False)
+            self._charge(t_wall, fwd=cost_fwd, bwd=0, rows=rows.shape[0], grad=False)
             losses = self._after_call(rows, losses, full=batch is None)
             return float(losses[0]) if single else losses
         finally:
@@ -312,15 +242,15 @@ class Problem:
             rows, single = self._rows(theta)
             split = self._split(batch)
             n = rows.shape[0]
-            cost_fwd = n * self.model.forward_steps(split)
-            cost_bwd = n * self.model.backward_steps(split, truncate)
+            fwd, bwd = self._steps(split, truncate)
+            cost_fwd, cost_bwd = n * fwd, n * bwd
             self._check_budget(cost_fwd + BWD_FE * cost_bwd)
-            t_wall, t_cpu = time.perf_counter(), time.process_time()
+            t_wall = time.perf_counter()
             losses, grads = self.model.loss_and_grad(rows, split, self.kind, truncate=truncate)
             losses = np.asarray(losses, dtype=np.float64)
             grads = np.asarray(grads, dtype=np.float64)
-            self._charge(t_wall, t_cpu, fwd=cost_fwd, bwd=cost_bwd, rows=n, grad=True)
-            grads_ok = bool(np.isfinite(grads).all())  # one reduction on the common path
+            self._charge(t_wall, fwd=cost_fwd, bwd=cost_bwd, rows=n, grad=True)
+            grads_ok = all_finite(grads)
             if not grads_ok:
                 bad_grad = ~np.isfinite(grads).all(axis=1)
                 losses = losses.copy()
@@ -394,9 +324,23 @@ class Problem:
             raise ValueError(
                 f"theta must have shape ({self.dim},) or (N, {self.dim}), got {arr.shape}"
             )
-        if check_finite and not np.isfinite(rows).all():
+        if check_finite and not all_finite(rows):
             raise Diverged("the optimizer asked for the loss at non-finite parameters")
         return rows, single
+
+    def _steps(self, split: Any, truncate: int | None) -> tuple[int, int]:
+        """Forward and backward steps of one row on ``split`` (memoised per split object and
+        ``truncate``: the model's step counts cost microseconds, a fifth of the per-call work)."""
+        key = (id(split), truncate)
+        hit = self._steps_cache.get(key)
+        if hit is not None and hit[0] is split and hit[1] is self.model:
+            return hit[2], hit[3]
+        fwd = int(self.model.forward_steps(split))
+        bwd = int(self.model.backward_steps(split, truncate))
+        if len(self._steps_cache) > 256:
+            self._steps_cache.clear()
+        self._steps_cache[key] = (split, self.model, fwd, bwd)
+        return fwd, bwd
 
     def _split(self, batch: np.ndarray | None) -> Any:
         train = self.dataset.train
@@ -425,13 +369,10 @@ class Problem:
         if b.seconds is not None and self.seconds >= b.seconds:
             raise BudgetExhausted(f"{self.seconds:.3g} s of {b.seconds:.3g} s spent")
 
-    def _charge(
-        self, t_wall: float, t_cpu: float, *, fwd: float, bwd: float, rows: int, grad: bool
-    ) -> None:
+    def _charge(self, t_wall: float, *, fwd: float, bwd: float, rows: int, grad: bool) -> None:
         c = self.counters
         wall = time.perf_counter() - t_wall
         c.wall_inside += wall
-        c.cpu_inside += time.process_time() - t_cpu
         if grad:
             c.wall_grad += wall
         else:
@@ -450,14 +391,16 @@ class Problem:
         c.wall_calls += time.perf_counter() - t_enter - (c.wall_checkpoint - checkpoint_before)
 
     def _after_call(self, rows: np.ndarray, losses: np.ndarray, full: bool) -> np.ndarray:
-        finite = np.isfinite(losses)
-        self._all_finite = all_finite = bool(finite.all())
-        if not all_finite:
+        one = losses.shape[0] == 1
+        ok = math.isfinite(losses[0]) if one else all_finite(losses)
+        self._all_finite = ok
+        if not ok:
+            finite = np.isfinite(losses)
             self.counters.nonfinite += int((~finite).sum())
             losses = np.where(finite, losses, np.inf)
-        if all_finite or finite.any():
+        if ok or finite.any():
             self._nonfinite_streak = 0
-            best = 0 if losses.shape[0] == 1 else int(np.argmin(losses))
+            best = 0 if one else int(np.argmin(losses))
             if full:
                 self._consider(rows[best], float(losses[best]))
                 self._last = None
@@ -524,13 +467,13 @@ class Problem:
             rows, _ = self._rows(theta)
             n_seq = session._split.X.shape[0]
             self._check_budget(n_seq * (h_prime + BWD_FE * h))
-            t_wall, t_cpu = time.perf_counter(), time.process_time()
+            t_wall = time.perf_counter()
             loss, _weight, grad, state = self.model.online_chunk(
                 rows[0], session._split, self.kind, session._state, h, h_prime
             )
             session._state = state
             self._charge(
-                t_wall, t_cpu, fwd=state.last_fwd_steps, bwd=state.last_bwd_steps, rows=1, grad=True
+                t_wall, fwd=state.last_fwd_steps, bwd=state.last_bwd_steps, rows=1, grad=True
             )
             session.done = bool(state.done)
             grad = np.asarray(grad, dtype=np.float64)

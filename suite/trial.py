@@ -409,7 +409,6 @@ def _time_split(
         "wall": wall,
         "cpu": cpu,
         "inside_wall": float(c.wall_inside) if c is not None else 0.0,
-        "inside_cpu": float(c.cpu_inside) if c is not None else 0.0,
     }
     parts = {
         "model_loss": float(c.wall_loss) if c is not None else 0.0,

@@ -55,7 +55,7 @@ def synthetic_record(i: int, target: float = 0.1, n_checkpoints: int = 6) -> dic
             "evaluations": 7,
             "nonfinite": 0,
         },
-        "time": {"wall": 1.0, "cpu": 0.9, "inside_wall": 0.5, "inside_cpu": 0.4},
+        "time": {"wall": 1.0, "cpu": 0.9, "inside_wall": 0.5},
         "peak_mem_mb": 100.0,
         "trace": {
             "fe": fe,
