@@ -478,7 +478,7 @@ class Problem:
             session.done = bool(state.done)
             grad = np.asarray(grad, dtype=np.float64)
             loss = float(loss)
-            if not (math.isfinite(loss) and np.isfinite(grad).all()):
+            if not (math.isfinite(loss) and all_finite(grad)):
                 self.counters.nonfinite += 1
                 self._nonfinite_streak += 1
                 loss, grad = math.inf, np.full_like(grad, np.nan)

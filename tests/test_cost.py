@@ -95,6 +95,26 @@ def test_overhead_table_shares_add_up_and_old_records_are_left_out():
     assert overhead_table(frame.drop(columns=["time_setup"])).empty
 
 
+def test_overhead_by_task_sums_its_trials_and_gives_the_per_trial_p90():
+    parts = [c for cols in OVERHEAD_PARTS.values() for c in cols]
+    frame = pd.DataFrame({c: [0.0] * 4 for c in parts})
+    frame["task"] = ["u", "u", "u", "v"]
+    frame["optimizer"], frame["family"] = "a", "x"
+    frame["wall"] = [10.0, 10.0, 20.0, 4.0]
+    frame["fe"] = 1.0
+    frame["time_model_grad"] = [9.0, 8.0, 19.0, 3.0]
+    frame["time_harness"] = [1.0, 1.0, 0.0, 0.5]
+    frame["time_checkpoint"] = [0.0, 1.0, 1.0, 0.5]
+    table = overhead_table(frame, by="task").set_index("task")
+    assert "family" not in table
+    assert list(table["runs"]) == [3, 1]
+    assert table.loc["u", "share_harness"] == pytest.approx(2.0 / 40.0)
+    assert table.loc["u", "share_checkpoint"] == pytest.approx(2.0 / 40.0)
+    # per-trial shares 0.1, 0.2, 0.05: the 90th percentile (linear) is 0.18
+    assert table.loc["u", "harness_checkpoint_p90"] == pytest.approx(0.18)
+    assert table.loc["v", "harness_checkpoint_p90"] == pytest.approx(0.25)
+
+
 def test_split_data_is_memoised_per_split_object_only():
     problem = _problem()
     model, train = problem.model, problem.dataset.train
@@ -140,11 +160,15 @@ def test_overhead_section_writes_a_table_with_distinct_headers(tmp_path):
         {"optimizer": ["a", "b"], "family": ["x", "y"], "wall": [6.0, 12.0], "fe": [1.0, 2.0]}
         | cols
     )
+    frame["task"] = ["t1", "t2"]
     lines = overhead_section(frame, tmp_path, latex=False)
     assert lines and lines[0] == "### Where the time went"
+    by_task = (tmp_path / "overhead_by_task.md").read_text()
+    assert by_task.splitlines()[0].strip("| ").startswith("task") and "| t2 |" in by_task
     header = (tmp_path / "overhead.md").read_text().splitlines()[0]
     names = [h.strip() for h in header.strip("|").split("|")]
     assert len(set(names)) == len(names) and names[0] == "optimizer"
     assert "| a |" in (tmp_path / "overhead.md").read_text()
     assert overhead_section(frame.drop(columns=["time_setup"]), tmp_path, latex=False) == []
     assert not (tmp_path / "overhead.md").exists()  # a stale table is removed
+    assert not (tmp_path / "overhead_by_task.md").exists()
