@@ -39,6 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from suite import workerpool
 from suite.kinds import ReportOptions
 from suite.listing import fmt_params, table, task_notes
 from suite.provenance import rnnbench_version
@@ -196,10 +197,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``rnnbench run EXPERIMENT``."""
-    from suite.runner import run_experiment
-
     if args.jobs is not None and args.jobs < 1:
         raise _BadInput(f"--jobs: must be a positive integer, got {args.jobs}")
+    workerpool.prestart(args.jobs, args.dask)  # imports while this process loads the experiment
+    from suite.runner import run_experiment
+
     experiment = _load(args, runs=True)
     _writable(args.out)
     options = {
@@ -413,6 +415,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     """``rnnbench reproduce claims``."""
     if args.jobs is not None and args.jobs < 1:
         raise _BadInput(f"--jobs: must be a positive integer, got {args.jobs}")
+    if not args.report_only:
+        workerpool.prestart(args.jobs, args.dask)
     from suite.reproduce import reproduce_claims
 
     _writable(args.out)

@@ -7,7 +7,8 @@ Executors:
   ``concurrent.futures.ProcessPoolExecutor`` with the ``forkserver`` start method (``spawn``
   where there is none) and one BLAS/OpenMP thread per worker (the ``*_NUM_THREADS`` variables are
   set before the server and workers start, so that two workers on two cores do not fight over
-  four BLAS threads);
+  four BLAS threads); the fork server is :mod:`suite.workerpool`'s, which the command line
+  starts before it loads the experiment;
 * Dask (``dask="local"`` for a ``distributed.LocalCluster`` of ``jobs`` single-threaded worker
   processes, or a scheduler address): ``client.submit`` per unit, results as completed.
 
@@ -35,7 +36,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -48,6 +48,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from suite import workerpool
 from suite.experiment import Experiment
 from suite.kinds.load import load_experiment
 from suite.store import Store
@@ -139,21 +140,6 @@ class _Backend:
         """Shut down; with ``cancel``, drop pending work and stop running work now."""
 
 
-PRELOAD = ("suite.trial", "suite.problem", "suite.optimizers")
-"""Modules the fork server imports once, so that a (re)started worker is ready in milliseconds."""
-
-
-def _mp_context() -> multiprocessing.context.BaseContext:
-    """``forkserver`` where available (workers fork from a clean server process that has
-    imported :data:`PRELOAD`; no threads or locks are inherited from this process), else
-    ``spawn``. Both start from a fresh interpreter, never a ``fork`` of the client."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(list(PRELOAD))
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
 class _ProcessBackend(_Backend):
     def __init__(self, jobs: int, plugins: tuple[str, ...]) -> None:
         self.slots = jobs
@@ -164,7 +150,7 @@ class _ProcessBackend(_Backend):
     def _make(self) -> cf.ProcessPoolExecutor:
         pool = cf.ProcessPoolExecutor(
             max_workers=self.slots,
-            mp_context=_mp_context(),
+            mp_context=workerpool.context(),
             initializer=worker_init,
             initargs=(self.plugins,),
         )
