@@ -333,7 +333,8 @@ def choose(
     given, count: a folder may hold trials of an earlier grid). A trial belongs to a candidate
     when its configuration (name and all hyper-parameters) equals the candidate's and the
     candidate's entry runs on its problem. The winner has the highest success rate, then the
-    lowest median fe to target (a miss counts as inf), then the lowest median final train loss.
+    lowest median fe to target (a miss counts as inf), then the lowest median final train loss,
+    then the earlier of ``candidates`` (so that the choice never depends on the trials' order).
     One row per (problem, candidate): ``problem, entry, configuration`` (the display label),
     ``optimizer`` (the configuration as data), ``grid``, ``trials``, ``success``,
     ``median_fe_to_target``, ``median_final_loss``, ``fe`` and ``seconds`` (summed tuning
@@ -370,9 +371,12 @@ def choose(
         )
         .reset_index()
     )
+    # exact ties (two configurations whose runs never differ, e.g. a gtol that no run reaches)
+    # go to the earlier candidate of the grid, never to whichever trial was stored first: the
+    # store's order is the executor's completion order
     score = score.sort_values(
-        ["problem", "entry", "success", "median_fe_to_target", "median_final_loss"],
-        ascending=[True, True, False, True, True],
+        ["problem", "entry", "success", "median_fe_to_target", "median_final_loss", "_cand"],
+        ascending=[True, True, False, True, True, True],
         kind="stable",
     )
     score["chosen"] = ~score.duplicated(["problem", "entry"])

@@ -437,3 +437,44 @@ def test_tuning_extends_the_grid_when_the_choice_sits_at_its_edge(tmp_path):
     # the report path reads the same rounds from the stored trials, running nothing
     again = run_tuned(path, out=out, jobs=1, progress=False)
     assert [s.completed for s in again] == [0, 0, 0]
+
+
+def test_tuning_breaks_exact_ties_by_grid_order_not_by_the_order_trials_were_stored():
+    import pandas as pd
+
+    from suite.tuning import Candidate, choose
+
+    def cand(gtol: float) -> Candidate:
+        opt = {"name": "scipy-bfgs", "params": {"gtol": gtol, "max_iter": None}}
+        return Candidate("scipy-bfgs", {"gtol": gtol}, opt, f"scipy-bfgs[gtol={gtol}]")
+
+    cands = [cand(1e-4), cand(1e-6)]
+
+    def trials(order: list[int], losses: tuple[float, float]) -> pd.DataFrame:
+        rows = []
+        for i in order:  # the order the records were stored in (the executor's)
+            for seed in range(3):
+                rows.append(
+                    {
+                        "key": f"{i}-{seed}",
+                        "problem": "adding",
+                        "optimizer_name": "scipy-bfgs",
+                        "optimizer_params": json.dumps(cands[i].optimizer["params"]),
+                        "success": False,
+                        "fe_to_target": np.nan,
+                        "final_train_loss": losses[i],
+                        "fe": 1e6,
+                        "wall": 1.0 + i,
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def winner(frame: pd.DataFrame) -> dict:
+        choice = choose(frame, cands)
+        return choice[choice["chosen"]]["grid"].iloc[0]
+
+    tie = (0.5, 0.5)
+    assert winner(trials([1, 0], tie)) == winner(trials([0, 1], tie)) == {"gtol": 1e-4}
+    better_second = (0.5, 0.4)  # a real difference still decides, in either order
+    assert winner(trials([0, 1], better_second)) == winner(trials([1, 0], better_second))
+    assert winner(trials([0, 1], better_second)) == {"gtol": 1e-6}
