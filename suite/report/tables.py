@@ -579,8 +579,8 @@ def overhead_section(trials: pd.DataFrame, directory: Path, latex: bool) -> list
         "",
         "By task: harness + checkpoints take "
         f"{format_number(100 * fixed.min())}-{format_number(100 * fixed.max())}% of the summed "
-        "wall time (the target is at most 5% on every task); "
-        "`harness_checkpoint_p90` is the 90th percentile of that share over single trials.",
+        "wall time (the target is at most 5% on every task); the last column is the 90th "
+        "percentile of that share over single trials (short trials pay proportionally more).",
         "",
         task_paths["md"].read_text(encoding="utf-8"),
         "",
