@@ -191,9 +191,16 @@ def test_ctrl_c_on_a_process_pool_keeps_records_and_exits_130(tmp_path):
     cmd = [sys.executable, "-m", "suite.cli", "run", str(path), "--jobs", "2"]
     cmd += ["--out", str(tmp_path), "--no-progress"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    # a session of its own, so that SIGINT goes to the whole group as Ctrl-C in a terminal does
+    # a session of its own, so that SIGINT goes to the whole group as Ctrl-C in a terminal does;
+    # SIGINT's default action restored, since a shell's background job (`.ci/run &`) starts with
+    # SIGINT ignored, and Python then keeps ignoring it (it would never see the Ctrl-C)
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 90
