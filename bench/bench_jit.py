@@ -290,28 +290,23 @@ def main(argv: list[str] | None = None) -> Table | None:
             dg = rel_grad_diff(G, G_ours)
             assert dg < 1e-10, f"numba gradient differs from ours: {dg:.3g}"
             assert np.abs(L - L_ours).max() <= 1e-12 * max(1.0, np.abs(L_ours).max())
-            n_ours = repeats_for(lambda m=model, th=th, s=split: m.loss(th, s, "mse"))
-            n_nb = repeats_for(lambda f=loss_nb, th=th: f(th))
-            t_o, t_n, r_loss = paired(
-                lambda m=model, th=th, s=split: m.loss(th, s, "mse"),
-                lambda f=loss_nb, th=th: f(th),
-                reps,
-                n_ours,
-                n_nb,
-            )
-            tab.add(f"a. loss ours/numba-{variant:<7} {shape}", r_loss)
-            tab.note(f"   ours {t_o * 1e3:8.3f} ms, numba {t_n * 1e3:8.3f} ms")
-            n_ours = repeats_for(lambda m=model, th=th, s=split: m.loss_and_grad(th, s, "mse"))
-            n_nb = repeats_for(lambda f=grad_nb, th=th: f(th))
-            t_o, t_n, r_grad = paired(
-                lambda m=model, th=th, s=split: m.loss_and_grad(th, s, "mse"),
-                lambda f=grad_nb, th=th: f(th),
-                reps,
-                n_ours,
-                n_nb,
-            )
-            tab.add(f"b. loss_and_grad ours/numba-{variant:<7} {shape}", r_grad)
-            tab.note(f"   ours {t_o * 1e3:8.3f} ms, numba {t_n * 1e3:8.3f} ms")
+            for label, ours, theirs in (
+                ("a. loss", lambda m=model, th=th, s=split: m.loss(th, s, "mse"), loss_nb),
+                (
+                    "b. loss_and_grad",
+                    lambda m=model, th=th, s=split: m.loss_and_grad(th, s, "mse"),
+                    grad_nb,
+                ),
+            ):
+                t_o, t_n, ratio = paired(
+                    ours,
+                    lambda f=theirs, th=th: f(th),
+                    reps,
+                    repeats_for(ours),
+                    repeats_for(lambda f=theirs, th=th: f(th)),
+                )
+                tab.add(f"{label} ours/numba-{variant:<7} {shape}", ratio)
+                tab.note(f"   ours {t_o * 1e3:8.3f} ms, numba {t_n * 1e3:8.3f} ms")
             tab.note(
                 f"c. max |loss diff| {dl:.3g}, bit-identical {same}, grad max rel diff {dg:.3g}"
             )
