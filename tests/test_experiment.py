@@ -439,6 +439,32 @@ def test_tuning_extends_the_grid_when_the_choice_sits_at_its_edge(tmp_path):
     assert [s.completed for s in again] == [0, 0, 0]
 
 
+def test_resumed_units_counts_only_what_was_stored_before_the_command(tmp_path):
+    """The extension round rescans the tuning folder that round 0 of the same command filled;
+    those units are not "resumed" (run.json's ``resumed`` line)."""
+    from suite.reproduction import resumed_units
+    from suite.tuning import run_tuned
+
+    path = write(tmp_path, TUNED.replace("seeds = [100, 101]", "seeds = [100, 101]\nextend = 1"))
+    out = tmp_path / "res"
+    fresh = run_tuned(path, out=out, jobs=1, progress=False)
+    assert [s.skipped for s in fresh] == [0, 4, 0]  # round 1 skips round 0's own units
+    assert resumed_units(fresh) == 0
+    assert resumed_units(run_tuned(path, out=out, jobs=1, progress=False)) == 10
+    # interrupted: one tuning trial and one evaluation trial lost, 8 of 10 stored
+    lost = [
+        next((out / "t-tuning" / "records").glob("*.json")),
+        next((out / "t" / "records").glob("*.json")),
+    ]
+    for record in lost:
+        record.unlink()
+    (out / "t-tuning" / "index.jsonl").unlink(missing_ok=True)
+    (out / "t" / "index.jsonl").unlink(missing_ok=True)
+    resumed = run_tuned(path, out=out, jobs=1, progress=False)
+    assert sum(s.completed for s in resumed) == 2
+    assert resumed_units(resumed) == 8
+
+
 def test_tuning_breaks_exact_ties_by_grid_order_not_by_the_order_trials_were_stored():
     import pandas as pd
 
