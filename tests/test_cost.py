@@ -172,3 +172,31 @@ def test_overhead_section_writes_a_table_with_distinct_headers(tmp_path):
     assert overhead_section(frame.drop(columns=["time_setup"]), tmp_path, latex=False) == []
     assert not (tmp_path / "overhead.md").exists()  # a stale table is removed
     assert not (tmp_path / "overhead_by_task.md").exists()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, 2, 16, 17, 97, 4000])
+def test_all_finite_agrees_with_the_exact_check(dtype, n):
+    """The one-pass check (Python sum, or a sum of squares) must never call a finite array
+    non-finite or miss a NaN or infinity, overflow of finite values included."""
+    from suite.accounting import all_finite
+
+    rng = np.random.default_rng(n)
+    big = np.finfo(dtype).max / 2  # finite, but its square and sums of a few overflow
+    cases = [rng.standard_normal(n).astype(dtype), np.full(n, big, dtype=dtype)]
+    for bad in (np.nan, np.inf, -np.inf):
+        a = rng.standard_normal(n).astype(dtype)
+        a[rng.integers(n)] = bad
+        cases.append(a)
+    if n >= 2:
+        mixed = np.full(n, big, dtype=dtype)
+        mixed[0] = np.inf
+        mixed[1] = -np.inf  # inf - inf: a NaN sum, and a non-finite array
+        cases.append(mixed)
+        wide = rng.standard_normal((2, n)).astype(dtype)
+        cases += [wide, wide[:, ::2], wide.T]  # 2-D, strided, transposed
+        strided = wide.copy()
+        strided[1, -1] = np.nan
+        cases.append(strided[:, ::-1])
+    for a in cases:
+        assert all_finite(a) == bool(np.isfinite(a).all()), (a.dtype, a.shape, a.ravel()[:3])

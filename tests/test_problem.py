@@ -186,6 +186,22 @@ def test_online_session_charges_chunks(problem):
         session.step(theta, 4, 4)
 
 
+def test_online_chunk_refuses_batches_and_non_finite_points_and_charges_nothing(problem):
+    theta = problem.initial_point(np.random.default_rng(0))
+    problem.start()
+    session = problem.online()
+    for bad in (theta[None, :], np.stack([theta, theta]), theta[:-1]):
+        with pytest.raises(ValueError, match="one parameter vector of shape"):
+            session.step(bad, 4, 4)
+    nan = theta.copy()
+    nan[-1] = np.nan
+    with pytest.raises(Diverged, match="non-finite parameters"):
+        session.step(nan, 4, 4)
+    assert problem.counters.fe == 0 and problem.counters.grad_calls == 0
+    _, grad, done = session.step(theta, 4, 4)  # the session is still usable
+    assert grad.shape == (problem.dim,) and not done and problem.counters.grad_calls == 1
+
+
 def test_bad_shapes_and_budgets(problem):
     with pytest.raises(ValueError, match="theta must have shape"):
         problem.loss(np.zeros(problem.dim + 1))
