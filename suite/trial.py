@@ -40,6 +40,7 @@ it done and any change of content makes a new trial.
 
 from __future__ import annotations
 
+import importlib
 import math
 import os
 import signal
@@ -115,6 +116,8 @@ def run(
     recorded by the problem). BudgetExhausted and Diverged become the status; any other
     exception (e.g. :class:`~suite.problem.GradientNotAllowed`) propagates.
     """
+    for module in getattr(optimizer, "imports", ()):
+        importlib.import_module(module)  # set-up, not the optimizer's clock (Optimizer.imports)
     t_init = time.perf_counter()
     problem.start(
         budget,

@@ -6,16 +6,56 @@ or locks from the client. Starting that server costs what importing the suite, s
 costs (about a second); :func:`prestart` starts it without waiting, so the command line can let
 it import while the client loads the experiment and scans the store. This module imports
 nothing of the suite, so calling it first costs nothing.
+
+The server imports pycma through :func:`import_cma_lean` (:mod:`suite.worker_preload`): without
+the module-level ``matplotlib.pyplot`` and ``scipy.stats`` imports that pycma makes for its plots
+and its surrogate models, both of which it guards and falls back from, and neither of which a
+trial uses. That halves the server's start-up (``bench/bench_runner.py`` times it), and the
+CMA-ES runs are bit-identical (``tests/test_workerpool.py``).
 """
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import multiprocessing.context
 import os
+import sys
+import warnings
+from types import ModuleType
 
-PRELOAD = ("suite.trial", "suite.problem", "suite.optimizers")
+PRELOAD = ("suite.worker_preload", "suite.trial", "suite.problem", "suite.optimizers")
 """Modules the fork server imports once, so that a (re)started worker is ready in milliseconds."""
+
+CMA_LEAN_BLOCKED = ("matplotlib", "scipy.stats")
+"""What :func:`import_cma_lean` keeps pycma from importing (plots, surrogate models)."""
+
+
+def import_cma_lean() -> ModuleType:
+    """Import pycma without :data:`CMA_LEAN_BLOCKED` (unless they are imported already).
+
+    While pycma imports, those modules are marked absent in ``sys.modules`` (an import of them
+    raises ImportError, which pycma catches) and its warnings about them are silenced; the marks
+    are removed afterwards, so a later ``import matplotlib`` works as usual. A pycma whose
+    import does not survive that falls back to the plain import. Returns the module.
+    """
+    if "cma" in sys.modules:
+        return sys.modules["cma"]
+    blocked = [name for name in CMA_LEAN_BLOCKED if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return importlib.import_module("cma")
+    except ImportError:
+        for name in [n for n in sys.modules if n == "cma" or n.startswith("cma.")]:
+            del sys.modules[name]
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+    return importlib.import_module("cma")
 
 
 def context() -> multiprocessing.context.BaseContext:

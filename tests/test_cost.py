@@ -200,3 +200,30 @@ def test_all_finite_agrees_with_the_exact_check(dtype, n):
         cases.append(strided[:, ::-1])
     for a in cases:
         assert all_finite(a) == bool(np.isfinite(a).all()), (a.dtype, a.shape, a.ravel()[:3])
+
+
+def test_slow_imports_an_optimizer_declares_are_paid_in_set_up_not_on_its_clock(
+    tmp_path, monkeypatch
+):
+    """``Optimizer.imports``: run() imports them before the Problem's clocks start."""
+    import sys
+
+    (tmp_path / "slow_module_for_rnnbench_test.py").write_text("import time\ntime.sleep(0.3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "slow_module_for_rnnbench_test", raising=False)
+    seen = []
+
+    class _Importer(_SleepyGD):
+        imports = ("slow_module_for_rnnbench_test",)
+
+        def minimize(self, problem, x0, rng):
+            import slow_module_for_rnnbench_test  # noqa: F401  (free: already imported)
+
+            seen.append(problem.seconds)
+            return super().minimize(problem, x0, rng)
+
+    result = run(_problem(), _Importer(0.0, 2), Budget(fe=1e6))
+    assert result.status == "ok" and "slow_module_for_rnnbench_test" in sys.modules
+    assert seen[0] < 0.1 and result.seconds < 0.25  # the 0.3 s import is not on the clock
+    assert get_optimizer("cmaes").imports == ("cma",)
+    assert get_optimizer("sep-cmaes").imports == ("cma",)

@@ -28,3 +28,54 @@ def test_the_fork_server_preloads_what_a_worker_needs():
         assert "suite.trial" in workerpool.PRELOAD
     else:
         assert ctx.get_start_method() == "spawn"
+
+
+CMA_RUN = r"""
+import json, sys
+import numpy as np
+if sys.argv[1] == "lean":
+    from suite.workerpool import import_cma_lean
+    import_cma_lean()
+from suite.optimizers import get_optimizer
+from suite.problem import Budget, make_problem
+from suite.trial import run
+out = {}
+for task, opts in (("adding", {"hidden": 4, "seq_len": 10}), ("cliff", {})):
+    for name in ("cmaes", "sep-cmaes", "ipop-cmaes"):
+        p = make_problem(task, seed=1, **opts)
+        r = run(p, get_optimizer(name), Budget(fe=3e4), seed=2)
+        out[f"{task} {name}"] = [r.status, p.incumbent_loss, p.incumbent.tolist()]
+out["modules"] = sorted(m for m in ("matplotlib", "scipy.stats") if m in sys.modules)
+print(json.dumps(out))
+"""
+
+
+def test_lean_pycma_import_leaves_out_plots_and_stats_and_gives_the_same_runs():
+    """The fork server's pycma (no matplotlib, no scipy.stats) runs CMA-ES bit-identically."""
+    import json
+    import subprocess
+    import sys
+
+    got = {}
+    for how in ("lean", "plain"):
+        proc = subprocess.run(
+            [sys.executable, "-c", CMA_RUN, how], capture_output=True, text=True, timeout=300
+        )
+        assert proc.returncode == 0, proc.stderr
+        got[how] = json.loads(proc.stdout)
+    assert got["lean"].pop("modules") == []
+    assert got["plain"].pop("modules") == ["matplotlib", "scipy.stats"]  # pycma's own imports
+    assert got["lean"] == got["plain"]
+    # and the marks are gone: a later import of a blocked module works
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from suite.workerpool import import_cma_lean; import_cma_lean(); "
+            "import matplotlib.pyplot, scipy.stats; print(scipy.stats.norm.cdf(0.0))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "0.5", proc.stderr

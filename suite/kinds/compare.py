@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from suite import report, store
+from suite import store
 from suite.experiment import (
     COMMON_KEYS,
     ExperimentError,
@@ -114,7 +114,10 @@ def compare_spec(d: dict) -> dict:
 
 def write_compare_report(folder: Path, options: ReportOptions) -> list[Path]:
     """The trial report of a results folder (:func:`suite.report.write_report`): tables,
-    figures and ``REPORT.md``; returns ``[REPORT.md]``."""
+    figures and ``REPORT.md``; returns ``[REPORT.md]``. The report modules (matplotlib,
+    scipy.stats) are imported here, so that a run imports only what it runs."""
+    from suite import report
+
     if options.reference is None:
         return [report.write_report(folder, latex=options.latex, pdf=options.pdf)]
     path = report.write_report(folder, options.latex, options.pdf, reference=options.reference)

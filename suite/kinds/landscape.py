@@ -58,7 +58,6 @@ from suite.probes import (
     truncation_cosines,
 )
 from suite.problem import problem_from_spec
-from suite.report.landscape import write_landscape_report
 from suite.store import load_results
 
 __all__ = [
@@ -573,6 +572,8 @@ def report(folder: str | Path, options: ReportOptions) -> list[Path]:
     which ``REPORT.md`` links; not in the returned list), then the landscape tables, figures and
     ``REPORT.md`` of its current records (:func:`write_landscape_report`, with the cliff trials of
     ``options.trial_results`` drawn too)."""
+    from suite.report.landscape import write_landscape_report  # matplotlib: when reporting
+
     if load_results(folder).records("trial"):
         trial_md = write_compare_report(Path(folder), options)[0]
         trial_md.replace(trial_md.with_name("TRIALS.md"))

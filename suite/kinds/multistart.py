@@ -69,8 +69,6 @@ from typing import Any
 
 import numpy as np
 
-import suite.analysis.optima
-import suite.report.optima
 import suite.store
 import tasks
 from suite import seeding
@@ -561,11 +559,16 @@ def expand(d: dict, profile: str) -> list[MultiStartChunk]:
 
 
 def _analyse(folder: Path) -> Any:
-    return suite.analysis.optima.analyse_records(suite.store.load_results(folder).records("start"))
+    # the analysis and report modules are imported when used, not by a run
+    from suite.analysis.optima import analyse_records
+
+    return analyse_records(suite.store.load_results(folder).records("start"))
 
 
 def _report(folder: Path, opts: ReportOptions) -> list[Path]:
-    return suite.report.optima.write_optima_report(folder, pdf=opts.pdf)
+    from suite.report.optima import write_optima_report
+
+    return write_optima_report(folder, pdf=opts.pdf)
 
 
 KIND = register_kind(

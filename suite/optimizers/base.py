@@ -270,11 +270,15 @@ class Optimizer:
     """Base class of every optimizer: a frozen dataclass of hyper-parameters.
 
     Subclasses set ``tags`` (a subset of :data:`TAGS`), may set ``constraints`` (field name ->
-    :class:`Constraint`) and implement :meth:`minimize`. See the module docstring.
+    :class:`Constraint`) and ``imports`` (modules that :meth:`minimize` imports itself and that
+    take long to import: a trial imports them in its set-up, before the Problem's clocks start,
+    so that no trial pays an import on its optimizer clock) and implement :meth:`minimize`. See
+    the module docstring.
     """
 
     tags: ClassVar[frozenset[str]] = frozenset()
     constraints: ClassVar[Mapping[str, Constraint]] = {}
+    imports: ClassVar[tuple[str, ...]] = ()
 
     def __post_init__(self) -> None:
         label = _label(type(self))

@@ -143,6 +143,7 @@ class NevergradOptimizer(Optimizer):
 
     method: ClassVar[str] = ""
     tags: ClassVar[frozenset[str]] = frozenset({"stochastic"})
+    imports: ClassVar[tuple[str, ...]] = ("nevergrad",)
     constraints: ClassVar[dict] = {"sigma": greater_than(0)}
 
     def batch(self) -> int:
