@@ -21,6 +21,7 @@ computed from the stored records by the rules of :mod:`suite.analysis.verdicts`.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import functools
 import importlib.util
 import json
@@ -34,6 +35,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from suite import workerpool
 from suite.analysis import verdicts as V
 from suite.experiment import experiment_kind, experiment_path, read_experiment_file
 from suite.kinds import Kind, ReportOptions, get_kind
@@ -116,7 +118,7 @@ def reproduce_claims(
             run_info["resumed"] = f"{skipped} units were already stored and not timed"
         (target / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
     bar = tqdm(
-        total=len(EXPERIMENTS) + 1,
+        total=len(report_jobs(dirs)) + 1,
         desc="reports",
         unit="report",
         disable=None if progress else True,  # None: no bar off a terminal
@@ -124,7 +126,7 @@ def reproduce_claims(
         dynamic_ncols=True,
     )
     with bar:
-        write_experiment_reports(dirs, bar)
+        write_experiment_reports(dirs, bar, jobs=1 if dask else jobs)
         bar.set_postfix_str("claims", refresh=True)
         path = write_claims_report(dirs, target)
         bar.update(1)
@@ -153,19 +155,49 @@ def report_options(dirs: dict[str, Path]) -> dict[str, ReportOptions]:
     return options
 
 
-def write_experiment_reports(dirs: dict[str, Path], bar: Any = None) -> None:
-    """Each experiment's own tables, figures and REPORT.md, written by its kind (``bar``: a
-    tqdm bar advanced once per experiment)."""
+def report_jobs(dirs: dict[str, Path]) -> list[tuple[str, Path, ReportOptions]]:
+    """The experiment reports to write: (experiment name, folder, options), speed-nevergrad's
+    when its folder exists."""
     options = report_options(dirs)
-    for name in EXPERIMENTS:
-        if bar is not None:
-            bar.set_postfix_str(name, refresh=True)
-        kind_of(name).report(dirs[name], options[name])
-        if bar is not None:
-            bar.update(1)
+    todo = [(name, dirs[name], options[name]) for name in EXPERIMENTS]
     ng = nevergrad_dir(dirs)
     if ng.is_dir():
-        kind_of("speed-nevergrad").report(ng, ReportOptions())
+        todo.append(("speed-nevergrad", ng, ReportOptions()))
+    return todo
+
+
+def _write_report(name: str, folder: Path, options: ReportOptions) -> str:
+    kind_of(name).report(folder, options)
+    return name
+
+
+def write_experiment_reports(dirs: dict[str, Path], bar: Any = None, jobs: int | None = 1) -> None:
+    """Each experiment's own tables, figures and REPORT.md, written by its kind (``bar``: a
+    tqdm bar advanced once per report).
+
+    The folders are independent (the landscape report only reads the speed folder), so with
+    ``jobs`` > 1 (None: the CPU count) they are written by that many local worker processes;
+    the files are the same either way (``tests/test_figures.py``).
+    """
+    todo = report_jobs(dirs)
+    workers = min(len(todo), jobs if jobs is not None else (os.cpu_count() or 1))
+    if workers <= 1:
+        for name, folder, options in todo:
+            if bar is not None:
+                bar.set_postfix_str(name, refresh=True)
+            _advance(bar, _write_report(name, folder, options))
+        return
+    ctx = workerpool.context()
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = [pool.submit(_write_report, *job) for job in todo]
+        for future in cf.as_completed(futures):
+            _advance(bar, future.result())
+
+
+def _advance(bar: Any, written: str) -> None:
+    if bar is not None:
+        bar.set_postfix_str(f"{written} done", refresh=False)
+        bar.update(1)
 
 
 OPTIONAL: tuple[str, ...] = ("speed-nevergrad",)

@@ -118,8 +118,9 @@ def check_figure(fig: Figure, path: Path, dpi: float) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def report_figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
-    """Write the reports of a small claims set; return each saved PNG's problems."""
+def small_claims(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[str]]]:
+    """Write the reports of a small claims set, one after the other; return the results root
+    and each saved PNG's problems."""
     from test_notebooks import LANDSCAPE, OPTIMA
 
     from suite.reproduce import (
@@ -165,7 +166,41 @@ def report_figures(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[s
         write_claims_report(dirs, claims_dir(root, quick=False))
     finally:
         Figure.savefig = original  # type: ignore[method-assign]
-    return found
+    return root, found
+
+
+@pytest.fixture(scope="module")
+def report_figures(small_claims) -> dict[str, list[str]]:
+    return small_claims[1]
+
+
+@pytest.mark.slow  # two more rounds of reports: the main CI job only
+def test_reports_written_in_parallel_are_the_same_files(small_claims, tmp_path):
+    """``write_experiment_reports(jobs=2)`` (worker processes) writes byte for byte what the
+    serial call wrote: every Markdown report, CSV table and PNG figure of every experiment."""
+    import shutil
+
+    from suite.reproduce import result_dirs, write_experiment_reports
+
+    written = ("*.md", "tables/*.csv", "figures/*.png")
+    serial, parallel = tmp_path / "serial", tmp_path / "parallel"
+    for root, jobs in ((serial, 1), (parallel, 2)):
+        shutil.copytree(small_claims[0], root)
+        for name in result_dirs(root, quick=False):
+            for pattern in written:
+                for path in (root / name).glob(pattern):
+                    path.unlink()  # written anew below
+        write_experiment_reports(result_dirs(root, quick=False), jobs=jobs)
+    compared = 0
+    for name in result_dirs(serial, quick=False):
+        for pattern in written:
+            before = sorted(p.relative_to(serial) for p in (serial / name).glob(pattern))
+            after = sorted(p.relative_to(parallel) for p in (parallel / name).glob(pattern))
+            assert before == after, (name, pattern)
+            for rel in before:
+                assert (serial / rel).read_bytes() == (parallel / rel).read_bytes(), rel
+                compared += 1
+    assert compared >= 20
 
 
 def test_reports_write_figures(report_figures):
