@@ -19,6 +19,13 @@ Run ``python bench/bench_runner.py [--quick] [--skip-parallel]``. Figures printe
 4. store load: ``load_results(...)`` then ``.trials`` and ``.trace`` of the 2e4 records, cold
    (a fresh Results object); and once more after one record file was removed from the index
    (the reconcile path).
+5. what a user runs: the experiment of 1. as a TOML file, ``rnnbench run FILE --jobs 1`` and
+   ``--jobs 2`` as whole commands (interpreter start, imports, fork server, store), in
+   alternating pairs; and the start-up imports in fresh interpreters, paired: the fork server's
+   (:data:`suite.workerpool.PRELOAD`, pycma without plots and scipy.stats) against what it
+   imported before (plain pycma, which brings matplotlib.pyplot and scipy.stats), and the
+   client's for ``rnnbench run`` (runner and compare kind) against those plus pycma and the
+   report modules, which it imported before.
 """
 
 from __future__ import annotations
@@ -28,6 +35,9 @@ import math
 import multiprocessing
 import os
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -58,16 +68,87 @@ def compare_dict(name: str, seeds: int, fe: float, problem: dict, optimizers: li
     }
 
 
-def bench_parallel(root: Path, quick: bool) -> None:
-    seeds = 4 if quick else 8
-    fe = 5e6 if quick else 2e7
-    raw = compare_dict(
+def speedup_dict(quick: bool) -> dict:
+    """The CPU-bound experiment of 1. and 5.: adam and CMA-ES on adding, T = 50, H = 16."""
+    return compare_dict(
         "speedup",
-        seeds,
-        fe,
+        4 if quick else 8,
+        5e6 if quick else 2e7,
         {"task": "adding", "seq_len": 50, "hidden": 16},
         [{"name": "adam"}, {"name": "cmaes"}],
     )
+
+
+def toml_text(d: dict) -> str:
+    """``d`` (flat keys, one ``problems`` table, ``optimizers`` tables) as TOML."""
+
+    def value(v: object) -> str:
+        if isinstance(v, dict):
+            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
+        return f'"{v}"' if isinstance(v, str) else repr(v)
+
+    lines = [f"{k} = {value(v)}" for k, v in d.items() if not isinstance(v, list)]
+    for table in ("problems", "optimizers"):
+        for entry in d[table]:
+            lines += [f"[[{table}]]", *(f"{k} = {value(v)}" for k, v in entry.items())]
+    return "\n".join(lines) + "\n"
+
+
+def fresh_interpreter_seconds(code: str) -> float:
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=_common.ROOT)
+    return time.perf_counter() - t0
+
+
+def bench_commands(root: Path, quick: bool) -> None:
+    raw = speedup_dict(quick)
+    path = root / "speedup.toml"
+    path.write_text(toml_text(raw))
+    import tomllib
+
+    assert tomllib.loads(path.read_text()) == raw  # the file is the experiment of 1.
+    rnnbench = [sys.executable, "-m", "suite.cli", "run", str(path), "--no-progress"]
+    ratios = []
+    for i in range(2 if quick else 3):
+        t = {}
+        for jobs in (1, 2) if i % 2 == 0 else (2, 1):
+            out = root / f"cmd{i}-{jobs}"
+            t0 = time.perf_counter()
+            subprocess.run(
+                [*rnnbench, "--jobs", str(jobs), "--out", str(out)], check=True, capture_output=True
+            )
+            t[jobs] = time.perf_counter() - t0
+        ratios.append(t[1] / t[2])
+        print(
+            f"5. rnnbench run --jobs 1 / --jobs 2, whole commands, pair {i + 1}: "
+            f"{t[1]:.1f} s / {t[2]:.1f} s = {ratios[-1]:.2f}x"
+        )
+    print(f"   mean {statistics.mean(ratios):.2f}x ({load_note()})")
+    pairs = {
+        "fork server": (
+            "import suite.worker_preload, suite.trial, suite.problem, suite.optimizers",
+            "import cma, suite.trial, suite.problem, suite.optimizers",
+        ),
+        "client": (
+            "import suite.runner, suite.kinds.compare",
+            "import suite.runner, suite.kinds.compare, cma, suite.report",
+        ),
+    }
+    for name, (now, before) in pairs.items():
+        got: dict[str, list[float]] = {"now": [], "before": []}
+        for i in range(7):
+            for which in ("now", "before") if i % 2 == 0 else ("before", "now"):
+                code = now if which == "now" else before
+                got[which].append(fresh_interpreter_seconds(code))
+        a, b = statistics.median(got["now"]), statistics.median(got["before"])
+        print(
+            f"   start-up imports, {name}: {a:.2f} s now vs {b:.2f} s as before "
+            f"({a / b:.2f}x; medians of 7 fresh interpreters each)"
+        )
+
+
+def bench_parallel(root: Path, quick: bool) -> None:
+    raw = speedup_dict(quick)
     exp = experiment_from_dict(raw)
     times = {}
     for jobs in (1, 2, 3):  # 3: jobs=2 again, the fork server now running (see below)
@@ -236,6 +317,8 @@ def main() -> None:
             bench_parallel(root, args.quick)
         bench_overhead(root)
         bench_store(root, 2000 if args.quick else 20000)
+        if not args.skip_parallel:
+            bench_commands(root, args.quick)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

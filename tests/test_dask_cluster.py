@@ -96,7 +96,7 @@ def test_remote_workers_survive_a_killed_worker(tmp_path):
                         "1",
                         "--no-nanny",
                         "--preload",
-                        "suite.trial",
+                        "suite.worker_preload",
                     ]
                     + ["--host", "127.0.0.1", "--no-dashboard", "--name", f"w{i}"],
                     env=env,
