@@ -177,11 +177,12 @@ class NevergradOptimizer(Optimizer):
         hand out random points.
         """
         opt = self.build(problem, x0, rng)
-        try:
-            with warnings.catch_warnings():
-                # nevergrad calls scipy's COBYLA with tol=0 (and, on its last restarts, with
-                # maxiter < P + 2), which scipy corrects with a warning on every restart
-                warnings.filterwarnings("ignore", message="COBYLA: Invalid (RHOEND|MAXFUN)")
+        with warnings.catch_warnings():
+            # nevergrad calls scipy's COBYLA with tol=0 (and, on its last restarts, with
+            # maxiter < P + 2), which scipy corrects with a warning on every restart; the
+            # filter also covers the thread's last steps, which end after the budget's
+            warnings.filterwarnings("ignore", message="COBYLA: Invalid (RHOEND|MAXFUN)")
+            try:
                 while True:  # ends with BudgetExhausted from problem.loss
                     left = evaluations_left(problem)
                     if left == 0:
@@ -190,14 +191,18 @@ class NevergradOptimizer(Optimizer):
                     candidates = [opt.ask() for _ in range(n)]
                     X = np.stack([np.asarray(c.value, dtype=np.float64) for c in candidates])
                     losses = np.atleast_1d(np.asarray(problem.loss(X), dtype=np.float64))
-                    told = np.where(losses < MAX_TOLD_LOSS, losses, MAX_TOLD_LOSS)  # NaN, inf too
+                    told = np.where(losses < MAX_TOLD_LOSS, losses, MAX_TOLD_LOSS)  # NaN, inf
                     for candidate, loss in zip(candidates, told, strict=True):
                         opt.tell(candidate, float(loss))
-        finally:
-            # nevergrad runs its scipy wrappers in a thread waiting for the next tell: stop it
-            thread = getattr(opt, "_messaging_thread", None)
-            if thread is not None:
-                thread.stop()
+            finally:
+                # nevergrad runs its scipy wrappers in a thread waiting for the next tell: stop
+                # it, and let it finish while the filter holds (a second at most)
+                thread = getattr(opt, "_messaging_thread", None)
+                if thread is not None:
+                    thread.stop()
+                    inner = getattr(thread, "_thread", None)
+                    if inner is not None and inner.is_alive():
+                        inner.join(timeout=1.0)
 
 
 @dataclass(frozen=True)
