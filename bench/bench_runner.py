@@ -170,7 +170,7 @@ def bench_parallel(root: Path, quick: bool) -> None:
     print(
         f"   jobs=2 again, fork server already running (a second experiment in the same "
         f"command): {times[1] / times[3]:.2f}x ({times[3]:.1f} s); the first jobs=2 run paid "
-        f"{times[2] - times[3]:.1f} s more, the fork server importing rnnbench, scipy and lean pycma"
+        f"{times[2] - times[3]:.1f} s more, the fork server importing rnnbench, scipy, lean pycma"
     )
     # The machine's own ceiling for these trials, measured in the same run: the same units
     # through a bare multiprocessing pool (no runner, no store), against a bare loop.
