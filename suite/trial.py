@@ -360,7 +360,7 @@ def run_trial(trial: Trial) -> dict:
     run_times: dict[str, float] = {}
     t_setup = wall0
     try:
-        problem = problem_from_spec(trial.task, trial.model, streams.data)
+        problem = problem_from_spec(trial.task, trial.model, streams.data, reuse_data=True)
         about = _about(trial.optimizer["name"])
         optimizer = get_optimizer(trial.optimizer["name"], **trial.optimizer["params"])
         budget = Budget(fe=trial.budget.get("fe"), seconds=trial.budget.get("seconds"))

@@ -227,3 +227,54 @@ def test_slow_imports_an_optimizer_declares_are_paid_in_set_up_not_on_its_clock(
     assert seen[0] < 0.1 and result.seconds < 0.25  # the 0.3 s import is not on the clock
     assert get_optimizer("cmaes").imports == ("cma",)
     assert get_optimizer("sep-cmaes").imports == ("cma",)
+
+
+def test_trials_of_one_seed_share_its_data_and_their_records_do_not_change():
+    """``problem_from_spec(reuse_data=True)``: the same key gives the same read-only dataset
+    object, another seed index or task another dataset, and a trial's record is the same
+    whether its data was generated or reused."""
+    import json
+
+    from suite import problem as problem_module
+    from suite.problem import problem_from_spec
+
+    task = {"task": "mackey_glass", "n_train": 8, "n_test": 8, "seq_len": 12}
+    model = {"model": "elman", "hidden": 3}
+
+    def stream(i: int) -> np.random.SeedSequence:
+        return (
+            Trial("c", task, model, {"name": "adam", "params": {}}, {"fe": 1e4}, i, 0)
+            .streams()
+            .data
+        )
+
+    problem_module._datasets.clear()
+    first = problem_from_spec(task, model, stream(0), reuse_data=True)
+    again = problem_from_spec(task, {**model, "hidden": 5}, stream(0), reuse_data=True)
+    other = problem_from_spec(task, model, stream(1), reuse_data=True)
+    fresh = problem_from_spec(task, model, stream(0))
+    assert again.dataset is first.dataset and fresh.dataset is not first.dataset
+    assert np.array_equal(fresh.dataset.train.X, first.dataset.train.X)
+    assert not np.array_equal(other.dataset.train.X, first.dataset.train.X)
+    assert not first.dataset.train.X.flags.writeable
+
+    def record(name: str, seed: int) -> str:
+        trial = Trial("c", task, model, {"name": name, "params": {}}, {"fe": 2e4}, seed, 0)
+        r = run_trial(trial)
+        for part in ("time", "peak_mem_mb", "provenance"):
+            r.pop(part)
+        r["trace"].pop("seconds")
+        return json.dumps(r, sort_keys=True, default=str)
+
+    runs = [("adam", 0), ("cmaes", 0), ("adam", 1)]
+    reused = []
+    for name, seed in runs:  # the second trial of seed 0 reuses the first's data
+        reused.append(record(name, seed))
+    generated = []
+    for name, seed in runs:
+        problem_module._datasets.clear()
+        generated.append(record(name, seed))
+    assert reused == generated
+    for _ in range(problem_module.DATASETS_KEPT + 2):  # the cache stays bounded
+        problem_from_spec(task, model, stream(_ + 2), reuse_data=True)
+    assert len(problem_module._datasets) == problem_module.DATASETS_KEPT
