@@ -35,19 +35,20 @@ def import_cma_lean() -> ModuleType:
     """Import pycma without :data:`CMA_LEAN_BLOCKED` (unless they are imported already).
 
     While pycma imports, those modules are marked absent in ``sys.modules`` (an import of them
-    raises ImportError, which pycma catches) and its warnings about them are silenced; the marks
-    are removed afterwards, so a later ``import matplotlib`` works as usual. A pycma whose
-    import does not survive that falls back to the plain import. Returns the module.
+    raises ImportError, which pycma catches); the marks are removed afterwards, so a later
+    ``import matplotlib`` works as usual. pycma's one warning about it (``cma.plot()`` is not
+    available) is filtered by its message, and the warning filters pycma sets itself when
+    imported stay in place. A pycma whose import does not survive that falls back to the plain
+    import. Returns the module.
     """
     if "cma" in sys.modules:
         return sys.modules["cma"]
     blocked = [name for name in CMA_LEAN_BLOCKED if name not in sys.modules]
     for name in blocked:
         sys.modules[name] = None  # type: ignore[assignment]
+    warnings.filterwarnings("ignore", message="Could not import matplotlib", category=UserWarning)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return importlib.import_module("cma")
+        return importlib.import_module("cma")
     except ImportError:
         for name in [n for n in sys.modules if n == "cma" or n.startswith("cma.")]:
             del sys.modules[name]
