@@ -278,3 +278,27 @@ def test_trials_of_one_seed_share_its_data_and_their_records_do_not_change():
     for _ in range(problem_module.DATASETS_KEPT + 2):  # the cache stays bounded
         problem_from_spec(task, model, stream(_ + 2), reuse_data=True)
     assert len(problem_module._datasets) == problem_module.DATASETS_KEPT
+
+
+def test_cmaes_silences_only_pycmas_diagonal_decoding_warning(monkeypatch):
+    """pycma's "elements of z2[k] are larger than 55" (dozens per study from the separable
+    variants) is filtered inside minimize; any other warning still reaches the user."""
+    import warnings
+
+    import cma
+
+    original = cma.CMAEvolutionStrategy.tell
+
+    def noisy_tell(self, *args, **kwargs):
+        text = f"elements of z2[k] are larger than 55: {self.countiter}"
+        warnings.warn(text, UserWarning, stacklevel=2)
+        if self.countiter == 2:
+            warnings.warn("something else", UserWarning, stacklevel=2)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(cma.CMAEvolutionStrategy, "tell", noisy_tell)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run(_problem(), get_optimizer("sep-cmaes"), Budget(fe=2e4), seed=0)
+    messages = [str(w.message) for w in caught]
+    assert messages == ["something else"], messages

@@ -47,6 +47,7 @@ The point returned is the best evaluated one (pycma's ``xbest``), not the distri
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -122,6 +123,16 @@ class CMAES(Optimizer):
         self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
     ) -> np.ndarray:
         """Run CMA-ES (and its IPOP restarts) until pycma stops or the budget is spent."""
+        with warnings.catch_warnings():
+            # pycma's diagonal decoding (separable variants) warns when a coordinate's step is
+            # large, with the values in the message, so each one prints: dozens per study.
+            # verbose=-9 is meant to keep pycma quiet; this is the one warning it lets through
+            warnings.filterwarnings("ignore", message="elements of z2", category=UserWarning)
+            return self._minimize(problem, x0, rng)
+
+    def _minimize(
+        self, problem: ProblemLike, x0: np.ndarray, rng: np.random.Generator
+    ) -> np.ndarray:
         import cma
 
         # pycma's empty archive of sent solutions: the class ``get_CMASolutionDict(False)``
