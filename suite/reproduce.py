@@ -91,9 +91,9 @@ def reproduce_claims(
     dirs = result_dirs(out, quick)
     target = claims_dir(out, quick)
     timings: dict[str, float] = {}
+    summaries: list[RunSummary] = []
     if not report_only:
         t0 = time.perf_counter()
-        summaries: list[RunSummary] = []
         for name in EXPERIMENTS + optional_experiments():
             t = time.perf_counter()
             for s in run_tuned(name, profile, out, jobs, dask, progress=progress):
@@ -102,8 +102,7 @@ def reproduce_claims(
             timings[name] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         target.mkdir(parents=True, exist_ok=True)
-    ran = sum(s.completed for s in summaries) if not report_only else 0
-    skipped = resumed_units(summaries) if not report_only else 0
+    ran, skipped = sum(s.completed for s in summaries), resumed_units(summaries)
     if not report_only and (ran or not (target / "run.json").exists()):
         # a rerun that found everything stored keeps the timings of the run that did the work
         run_info = {

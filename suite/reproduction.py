@@ -21,15 +21,13 @@ def resumed_units(summaries: list[RunSummary]) -> int:
     so a later round skips what the earlier rounds of this same command stored. Per folder this
     is the last round's ``skipped`` less what the earlier rounds completed.
     """
-    last: dict[Path, RunSummary] = {}
-    completed_before: dict[Path, int] = {}
+    completed: dict[Path, int] = {}  # per folder, by the rounds so far
+    resumed: dict[Path, int] = {}  # per folder, as its latest round counts it
     for s in summaries:
-        if s.directory in last:
-            completed_before[s.directory] += last[s.directory].completed
-        else:
-            completed_before[s.directory] = 0
-        last[s.directory] = s
-    return sum(max(0, s.skipped - completed_before[d]) for d, s in last.items())
+        before = completed.get(s.directory, 0)
+        resumed[s.directory] = max(0, s.skipped - before)
+        completed[s.directory] = before + s.completed
+    return sum(resumed.values())
 
 
 def compare_verdicts(v: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
